@@ -1,0 +1,107 @@
+"""POST /v1/chat/completions: parse, run the engine, answer with JSON or SSE."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import Response, StreamingResponse
+from pydantic import ValidationError
+
+from app.api import sse
+from app.api.errors import validation_error
+from app.api.responses import (
+    Completion,
+    chunk_body,
+    completion_body,
+    cost_header,
+    usage_chunk_body,
+)
+from app.errors import GatewayError, InvalidRequestError, error_body
+from app.moa.engine import MoaEngine
+from app.moa.types import MoaResult
+from app.protocol import ChatCompletionRequest
+
+logger = logging.getLogger(__name__)
+router = APIRouter()
+
+_SCHEMA = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": ChatCompletionRequest.model_json_schema()}},
+    }
+}
+
+
+def parse_chat_request(raw: bytes) -> ChatCompletionRequest:
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise InvalidRequestError("The request body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise InvalidRequestError("The request body must be a JSON object")
+    try:
+        return ChatCompletionRequest.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error(exc) from None
+
+
+@router.post("/v1/chat/completions", openapi_extra=_SCHEMA)
+async def chat_completions(request: Request) -> Response:
+    """Create a chat completion; a pipeline id runs Mixture-of-Agents."""
+    body = parse_chat_request(await request.body())
+    engine: MoaEngine = request.state.engine
+    plan = engine.plan(body.model)
+    completion = Completion(model=body.model)
+    if not body.stream:
+        result = await engine.run(plan, body.message_dicts(), body.sampling_params())
+        payload = completion_body(completion, result, body.moa.include_proposals)
+        return Response(
+            orjson.dumps(payload),
+            media_type="application/json",
+            headers={"x-moa-cost-usd": cost_header(result)},
+        )
+
+    events = sse.with_keepalive(
+        engine.stream(plan, body.message_dicts(), body.sampling_params()),
+        request.state.settings.sse_keepalive_s,
+    )
+    # Commit to a 200 only once something has happened: a fast failure still gets its real status.
+    first = await anext(events)
+    return StreamingResponse(
+        _sse_frames(completion, body, first, events),
+        media_type="text/event-stream",
+        headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+    )
+
+
+async def _sse_frames(
+    completion: Completion, body: ChatCompletionRequest, first: Any, events: AsyncIterator[Any]
+) -> AsyncIterator[bytes]:
+    include_usage = body.include_usage
+    yield sse.event(chunk_body(completion, {"role": "assistant", "content": ""}, None, include_usage))
+    try:
+        item = first
+        while True:
+            if item is sse.KEEPALIVE:
+                yield sse.KEEPALIVE_COMMENT
+            elif isinstance(item, str):
+                yield sse.event(chunk_body(completion, {"content": item}, None, include_usage))
+            elif isinstance(item, MoaResult):
+                yield sse.event(chunk_body(completion, {}, item.finish_reason, include_usage))
+                if include_usage:
+                    yield sse.event(usage_chunk_body(completion, item, body.moa.include_proposals))
+            try:
+                item = await anext(events)
+            except StopAsyncIteration:
+                break
+    except GatewayError as exc:  # after the first byte, errors travel in-band
+        logger.warning("stream %s failed after start: %s", completion.id, exc.message)
+        yield sse.event(exc.to_body())
+    except Exception:
+        logger.exception("stream %s failed unexpectedly", completion.id)
+        yield sse.event(error_body("The gateway failed unexpectedly", "server_error"))
+    yield sse.DONE

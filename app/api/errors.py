@@ -1,0 +1,70 @@
+"""Every error leaves as OpenAI's error JSON: handlers for our tree, HTTP errors and the unexpected."""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException
+
+from app.errors import GatewayError, InvalidRequestError, error_body
+
+logger = logging.getLogger(__name__)
+
+
+def error_response(status: int, body: dict[str, object], headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
+
+
+def validation_error(exc: RequestValidationError | Exception) -> InvalidRequestError:
+    """The first problem of a pydantic validation, as a 400 with `param` set to its path."""
+    errors = exc.errors() if hasattr(exc, "errors") else []
+    if not errors:
+        return InvalidRequestError("Invalid request body")
+    first = errors[0]
+    loc = [part for part in first.get("loc", ()) if part != "body"]
+    param = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".") or None
+    message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+    return InvalidRequestError(f"{param}: {message}" if param else message, param=param)
+
+
+async def _gateway_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, GatewayError)
+    if exc.status_code >= 500:
+        logger.warning("%s %s -> %d: %s", request.method, request.url.path, exc.status_code, exc.message)
+    else:
+        logger.info("%s %s -> %d: %s", request.method, request.url.path, exc.status_code, exc.message)
+    return error_response(exc.status_code, exc.to_body())
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    return await _gateway_error(request, validation_error(exc))
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        message, code = f"Unknown request URL: {request.method} {request.url.path}", "unknown_url"
+    elif exc.status_code == 405:
+        message, code = f"Method {request.method} is not allowed on {request.url.path}", "method_not_allowed"
+    else:
+        message, code = str(exc.detail), None
+    return error_response(
+        exc.status_code, error_body(message, "invalid_request_error", code=code), dict(exc.headers or {})
+    )
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    logger.exception("%s %s -> 500", request.method, request.url.path)
+    return error_response(500, error_body("The gateway failed unexpectedly", "server_error"))
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(GatewayError, _gateway_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)

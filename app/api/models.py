@@ -1,0 +1,37 @@
+"""GET /v1/models: every pipeline and model alias, in OpenAI's list shape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from app.config import GatewayConfig
+from app.errors import ModelNotFoundError
+
+router = APIRouter()
+
+
+def _entry(model_id: str, kind: str, created: int) -> dict[str, Any]:
+    return {"id": model_id, "object": "model", "created": created, "owned_by": f"moa-gateway:{kind}"}
+
+
+def _entries(config: GatewayConfig, created: int) -> list[dict[str, Any]]:
+    return [_entry(pid, "pipeline", created) for pid in config.pipelines] + [
+        _entry(alias, "model", created) for alias in config.models
+    ]
+
+
+@router.get("/v1/models")
+async def list_models(request: Request) -> dict[str, Any]:
+    """List pipelines (MoA) and single models."""
+    return {"object": "list", "data": _entries(request.state.config, request.state.started_at)}
+
+
+@router.get("/v1/models/{model_id:path}")
+async def retrieve_model(model_id: str, request: Request) -> dict[str, Any]:
+    """Describe one pipeline or model."""
+    for entry in _entries(request.state.config, request.state.started_at):
+        if entry["id"] == model_id:
+            return entry
+    raise ModelNotFoundError(f"The model '{model_id}' does not exist", param="model")

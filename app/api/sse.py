@@ -1,0 +1,66 @@
+"""Server-sent events: frame encoding, and a keep-alive ticker over a slow async source."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any, Final, TypeVar
+
+import orjson
+
+T = TypeVar("T")
+
+DONE: Final = b"data: [DONE]\n\n"
+KEEPALIVE_COMMENT: Final = b": keep-alive\n\n"
+
+
+class _KeepAlive:
+    """Yielded by `with_keepalive` when the source was quiet for one interval."""
+
+
+KEEPALIVE: Final = _KeepAlive()
+
+
+def event(payload: dict[str, Any]) -> bytes:
+    return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+
+class _End:
+    pass
+
+
+async def with_keepalive(source: AsyncIterator[T], interval_s: float) -> AsyncIterator[T | _KeepAlive]:
+    """Items of `source`, with KEEPALIVE whenever none came for `interval_s`.
+
+    The source runs in one task of its own, so its timeouts and task groups stay in one task; closing
+    this iterator (a client disconnect) cancels that task and with it every upstream call.
+    """
+    queue: asyncio.Queue[T | _End | BaseException] = asyncio.Queue(maxsize=1)
+
+    async def pump() -> None:
+        try:
+            async for item in source:
+                await queue.put(item)
+        except Exception as exc:  # handed to the consumer, who raises it
+            await queue.put(exc)
+        else:
+            await queue.put(_End())
+
+    task = asyncio.create_task(pump())
+    try:
+        while True:
+            try:
+                item = await asyncio.wait_for(queue.get(), interval_s)
+            except TimeoutError:
+                yield KEEPALIVE
+                continue
+            if isinstance(item, _End):
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -1,0 +1,153 @@
+"""The YAML topology (providers, models, pipelines): loading, `${VAR}` expansion and validation."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+from app.errors import ConfigError
+from app.moa.prompts import DEFAULT_AGGREGATOR_PROMPT
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OpenAIProvider(_Strict):
+    """Any OpenAI-compatible Chat Completions API (OpenAI, Together, Groq, vLLM, Ollama...)."""
+
+    type: Literal["openai"]
+    base_url: str = Field(pattern=r"^https?://")
+    api_key: SecretStr | None = None
+    timeout_s: float = Field(default=120.0, gt=0)
+    headers: dict[str, str] = Field(default_factory=dict)
+    stream_include_usage: bool = Field(
+        default=True, description="Ask for `stream_options.include_usage` on streamed calls"
+    )
+
+
+class SimulatedProvider(_Strict):
+    """Built-in offline models: no network, deterministic answers."""
+
+    type: Literal["simulated"]
+    timeout_s: float = Field(default=120.0, gt=0)
+    ttft_ms: float = Field(default=150.0, ge=0)
+    tokens_per_s: float = Field(default=200.0, ge=0, description="0 means instant")
+
+
+Provider = Annotated[OpenAIProvider | SimulatedProvider, Field(discriminator="type")]
+
+
+class Price(_Strict):
+    input_per_mtok: float = Field(default=0.0, ge=0)
+    output_per_mtok: float = Field(default=0.0, ge=0)
+
+
+class ModelConfig(_Strict):
+    provider: str
+    name: str | None = Field(default=None, description="Upstream model id; default: the alias")
+    params: dict[str, Any] = Field(default_factory=dict)
+    price: Price | None = None
+
+
+class Layer(_Strict):
+    proposers: list[str] = Field(min_length=1)
+
+
+class PipelineConfig(_Strict):
+    layers: list[Layer] = Field(min_length=1)
+    aggregator: str
+    aggregator_prompt: str = DEFAULT_AGGREGATOR_PROMPT
+
+
+class GatewayConfig(_Strict):
+    providers: dict[str, Provider]
+    models: dict[str, ModelConfig] = Field(default_factory=dict)
+    pipelines: dict[str, PipelineConfig] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_references(self) -> GatewayConfig:
+        for alias, model in self.models.items():
+            if model.provider not in self.providers:
+                raise ValueError(f"models.{alias}.provider: unknown provider {model.provider!r}")
+        for pid, pipeline in self.pipelines.items():
+            if pid in self.models:
+                raise ValueError(f"pipelines.{pid}: the id is also a model alias")
+            for i, layer in enumerate(pipeline.layers):
+                for alias in layer.proposers:
+                    if alias not in self.models:
+                        raise ValueError(f"pipelines.{pid}.layers.{i}.proposers: unknown model {alias!r}")
+            if pipeline.aggregator not in self.models:
+                raise ValueError(f"pipelines.{pid}.aggregator: unknown model {pipeline.aggregator!r}")
+        return self
+
+    def upstream_name(self, alias: str) -> str:
+        return self.models[alias].name or alias
+
+    def secrets(self) -> list[str]:
+        """Every upstream key, for redaction."""
+        return [
+            p.api_key.get_secret_value()
+            for p in self.providers.values()
+            if isinstance(p, OpenAIProvider) and p.api_key is not None
+        ]
+
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
+
+
+def _expand(value: Any, where: str, env: dict[str, str]) -> Any:
+    """Expand `${VAR}` and `${VAR:-default}` in every string of the parsed YAML."""
+    if isinstance(value, dict):
+        return {k: _expand(v, f"{where}.{k}" if where else str(k), env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, f"{where}.{i}", env) for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in env:
+            return env[name]
+        if default is not None:
+            return default
+        raise ConfigError(f"{where}: environment variable {name} is not set")
+
+    return _VAR.sub(substitute, value)
+
+
+def parse_config(data: Any, source: str, env: dict[str, str] | None = None) -> GatewayConfig:
+    """Validate already-parsed YAML; errors name `source` and the field."""
+    env = dict(os.environ) if env is None else env
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping with providers, models, pipelines")
+    try:
+        expanded = _expand(data, "", env)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    try:
+        return GatewayConfig.model_validate(expanded)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            field = ".".join(str(part) for part in err["loc"])
+            message = err["msg"].removeprefix("Value error, ")
+            problems.append(f"{field}: {message}" if field else message)
+        raise ConfigError(f"{source}: " + "; ".join(problems)) from None
+
+
+def load_config(path: Path, env: dict[str, str] | None = None) -> GatewayConfig:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    return parse_config(data, str(path), env)

@@ -1,0 +1,85 @@
+"""The gateway's exception tree and its mapping to OpenAI's error JSON.
+
+GatewayError                 any error a client sees; carries status, type, code, param
+ ├── InvalidRequestError     400 invalid_request_error (bad body, unsupported option)
+ ├── ModelNotFoundError      404 model_not_found
+ └── UpstreamError           502 upstream_error: a provider failed (names the model alias, never a key)
+      ├── UpstreamTimeoutError   504 upstream_timeout
+      └── UpstreamRejectedError  400: the provider refused the request as invalid (direct calls)
+ConfigError                  not a GatewayError: a bad config file stops the start
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class GatewayError(Exception):
+    status_code = 500
+    error_type = "server_error"
+    code: str | None = None
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code is not None:
+            self.code = code
+
+    def to_body(self) -> dict[str, Any]:
+        return error_body(self.message, self.error_type, param=self.param, code=self.code)
+
+
+class InvalidRequestError(GatewayError):
+    status_code = 400
+    error_type = "invalid_request_error"
+
+
+class ModelNotFoundError(GatewayError):
+    status_code = 404
+    error_type = "invalid_request_error"
+    code = "model_not_found"
+
+
+class UpstreamError(GatewayError):
+    """A provider call failed. `model` is the config alias; `upstream_status` the provider's status."""
+
+    status_code = 502
+    error_type = "upstream_error"
+    code = "upstream_error"
+
+    def __init__(self, message: str, *, model: str, upstream_status: int | None = None) -> None:
+        super().__init__(message)
+        self.model = model
+        self.upstream_status = upstream_status
+
+
+class UpstreamTimeoutError(UpstreamError):
+    status_code = 504
+    code = "upstream_timeout"
+
+
+class UpstreamRejectedError(UpstreamError):
+    """The provider answered 400/404/422: the request itself is at fault, so the client should know."""
+
+    status_code = 400
+    error_type = "invalid_request_error"
+    code = "upstream_rejected"
+
+
+class ConfigError(Exception):
+    """The config file is unusable; the message names the file and the field."""
+
+
+def error_body(
+    message: str, error_type: str, *, param: str | None = None, code: str | None = None
+) -> dict[str, Any]:
+    return {"error": {"message": message, "type": error_type, "param": param, "code": code}}
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    """Replace every secret in `text`; providers sometimes echo (part of) the key in their errors."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "[redacted]")
+    return text

@@ -1,0 +1,46 @@
+"""The application factory: settings and config in, a FastAPI app whose lifespan owns the httpx client."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+from app.api import chat, health, models
+from app.api.errors import install_error_handlers
+from app.api.middleware import RequestIdMiddleware
+from app.config import GatewayConfig, load_config
+from app.moa.engine import MoaEngine
+from app.settings import Settings
+from app.upstream.backend import UpstreamBackend
+
+# Sized for fan-out: each MoA request holds several upstream connections at once.
+UPSTREAM_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=30)
+
+
+def create_app(settings: Settings | None = None, config: GatewayConfig | None = None) -> FastAPI:
+    """Build the gateway. The config is loaded here, so a bad file fails before anything listens."""
+    settings = settings or Settings()
+    config = config or load_config(settings.config)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        async with httpx.AsyncClient(limits=UPSTREAM_LIMITS, timeout=httpx.Timeout(120.0)) as client:
+            yield {
+                "settings": settings,
+                "config": config,
+                "client": client,
+                "engine": MoaEngine(config, UpstreamBackend(config, client)),
+                "started_at": int(time.time()),
+            }
+
+    app = FastAPI(title="moa-gateway", version="0.1.0", lifespan=lifespan)
+    app.add_middleware(RequestIdMiddleware)
+    install_error_handlers(app)
+    for module in (chat, models, health):
+        app.include_router(module.router)
+    return app

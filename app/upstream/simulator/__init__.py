@@ -1,0 +1,1 @@
+"""Offline OpenAI-compatible models: deterministic answers with realistic timing, no network, no keys."""

@@ -1,0 +1,66 @@
+"""The simulator as a standalone OpenAI-compatible server (`moa-gateway simulate`)."""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.responses import Response, StreamingResponse
+
+from app.api import sse
+from app.api.errors import error_response
+from app.errors import error_body
+from app.upstream.simulator import core
+
+
+def create_sim_app(defaults: core.SimProfile | None = None, api_key: str | None = None) -> FastAPI:
+    """`api_key`, when set, is required as a bearer token, as a real provider would."""
+    profile = defaults or core.SimProfile()
+    app = FastAPI(title="moa-gateway simulator")
+    started = int(time.time())
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request) -> Response:
+        """A simulated chat completion."""
+        if api_key is not None:
+            given = request.headers.get("authorization", "").removeprefix("Bearer ")
+            if not hmac.compare_digest(given.encode(), api_key.encode()):
+                return error_response(401, error_body("Invalid API key", "authentication_error"))
+        try:
+            body = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            return error_response(400, error_body("The body is not JSON", "invalid_request_error"))
+        if not isinstance(body, dict):
+            return error_response(400, error_body("The body must be an object", "invalid_request_error"))
+        try:
+            if body.get("stream"):
+                chunks = core.stream(body, profile)
+                first = await anext(chunks)  # validates the body before the 200 is sent
+                return StreamingResponse(_frames(first, chunks), media_type="text/event-stream")
+            return Response(orjson.dumps(await core.complete(body, profile)), media_type="application/json")
+        except core.SimulatorRequestError as exc:
+            return error_response(400, error_body(str(exc), "invalid_request_error"))
+
+    @app.get("/v1/models")
+    async def list_models() -> dict[str, Any]:
+        """Any model id works; these are examples."""
+        ids = ["sim-alpha", "sim-beta", "sim-gamma", "sim-omega"]
+        return {"object": "list", "data": [{"id": i, "object": "model", "created": started} for i in ids]}
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        """The simulator is alive."""
+        return {"status": "ok"}
+
+    return app
+
+
+async def _frames(first: dict[str, Any], chunks: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
+    yield sse.event(first)
+    async for chunk in chunks:
+        yield sse.event(chunk)
+    yield sse.DONE
