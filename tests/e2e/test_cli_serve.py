@@ -1,0 +1,99 @@
+"""`moa-gateway serve` as users start it: a subprocess, a YAML file, keys from the environment."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import openai
+
+from tests.conftest import SIM_KEY
+from tests.servers import ServerThread
+
+CONFIG = """
+providers:
+  remote:
+    type: openai
+    base_url: {url}/v1
+    api_key: ${{SIM_TEST_KEY}}
+models:
+  a: {{provider: remote}}
+  b: {{provider: remote, name: upstream-b}}
+  agg: {{provider: remote}}
+pipelines:
+  duo:
+    layers: [{{proposers: [a, b]}}]
+    aggregator: agg
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def serve(config: Path, port: int, env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve", "--config", str(config), "--port", str(port)],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def wait_ready(url: str, process: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()[0]
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise AssertionError("the gateway did not become ready in 30 s")
+
+
+def test_serve_answers_through_a_yaml_config_and_stops_on_sigterm(
+    sim_server: ServerThread, tmp_path: Path
+) -> None:
+    config = tmp_path / "moa.yaml"
+    config.write_text(CONFIG.format(url=sim_server.url))
+    port = free_port()
+    process = serve(config, port, {"SIM_TEST_KEY": SIM_KEY})
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", process)
+        with openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", max_retries=0) as client:
+            completion = client.chat.completions.create(
+                model="duo", messages=[{"role": "user", "content": "Hi"}]
+            )
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=20)
+
+    content = completion.choices[0].message.content or ""
+    assert content.startswith("[agg] Synthesis of 2 responses")
+    assert "(2) upstream-b: " in content, "the upstream model name, not the alias, is sent upstream"
+    # uvicorn shuts down gracefully, then re-raises the signal so the exit status reports it
+    assert "Application shutdown complete" in output
+    assert process.returncode == -signal.SIGTERM
+    assert SIM_KEY not in output, "the upstream key never reaches the logs"
+
+
+def test_serve_refuses_to_start_on_a_bad_config(tmp_path: Path) -> None:
+    config = tmp_path / "moa.yaml"
+    config.write_text(CONFIG.format(url="http://127.0.0.1:9"))
+
+    process = serve(config, free_port(), {})  # SIM_TEST_KEY is not set
+    output, _ = process.communicate(timeout=30)
+
+    assert process.returncode == 2
+    assert f"{config}: providers.remote.api_key: environment variable SIM_TEST_KEY is not set" in output
