@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -16,8 +17,12 @@ from app.settings import Settings
 
 def _serve(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in {"config": args.config, "host": args.host, "port": args.port}.items() if v}
+    if os.environ.get("WEB_CONCURRENCY", "1") != "1":
+        # Metrics, limits and circuit breakers live in the process: scale with replicas instead.
+        print("moa-gateway: runs one worker per process; scale with more replicas", file=sys.stderr)
+        return 2
     settings = Settings(**overrides)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     try:
         config = load_config(settings.config)
     except ConfigError as exc:

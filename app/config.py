@@ -44,8 +44,22 @@ Provider = Annotated[OpenAIProvider | SimulatedProvider, Field(discriminator="ty
 
 
 class Price(_Strict):
+    """USD per million tokens."""
+
     input_per_mtok: float = Field(default=0.0, ge=0)
     output_per_mtok: float = Field(default=0.0, ge=0)
+    cached_input_per_mtok: float | None = Field(
+        default=None, ge=0, description="Price of prompt tokens the provider served from its cache"
+    )
+
+    def cost_usd(self, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> float:
+        cached = min(cached_tokens, prompt_tokens) if self.cached_input_per_mtok is not None else 0
+        cached_price = self.cached_input_per_mtok or 0.0
+        return (
+            (prompt_tokens - cached) * self.input_per_mtok
+            + cached * cached_price
+            + completion_tokens * self.output_per_mtok
+        ) / 1e6
 
 
 class ModelConfig(_Strict):
@@ -88,6 +102,12 @@ class GatewayConfig(_Strict):
 
     def upstream_name(self, alias: str) -> str:
         return self.models[alias].name or alias
+
+    def provider_of(self, alias: str) -> str:
+        return self.models[alias].provider
+
+    def unpriced_models(self) -> list[str]:
+        return [alias for alias, model in self.models.items() if model.price is None]
 
     def secrets(self) -> list[str]:
         """Every upstream key, for redaction."""

@@ -42,21 +42,30 @@ class ModelNotFoundError(GatewayError):
 
 
 class UpstreamError(GatewayError):
-    """A provider call failed. `model` is the config alias; `upstream_status` the provider's status."""
+    """A provider call failed. `model` is the config alias; `upstream_status` the provider's status.
+
+    `kind` labels the failure in metrics: connection, timeout, rate_limited, auth, rejected,
+    server_error, status (another 4xx), bad_response (not the OpenAI shape), mid_stream (error frame).
+    """
 
     status_code = 502
     error_type = "upstream_error"
     code = "upstream_error"
+    default_kind = "bad_response"
 
-    def __init__(self, message: str, *, model: str, upstream_status: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, model: str, upstream_status: int | None = None, kind: str | None = None
+    ) -> None:
         super().__init__(message)
         self.model = model
         self.upstream_status = upstream_status
+        self.kind = kind or self.default_kind
 
 
 class UpstreamTimeoutError(UpstreamError):
     status_code = 504
     code = "upstream_timeout"
+    default_kind = "timeout"
 
 
 class UpstreamRejectedError(UpstreamError):
@@ -65,6 +74,7 @@ class UpstreamRejectedError(UpstreamError):
     status_code = 400
     error_type = "invalid_request_error"
     code = "upstream_rejected"
+    default_kind = "rejected"
 
 
 class ConfigError(Exception):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,13 +11,16 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
-from app.api import chat, health, models
+from app.api import chat, health, models, prometheus
 from app.api.errors import install_error_handlers
-from app.api.middleware import RequestIdMiddleware
+from app.api.middleware import ChatMetricsMiddleware, RequestIdMiddleware
 from app.config import GatewayConfig, load_config
+from app.metrics import Metrics
 from app.moa.engine import MoaEngine
 from app.settings import Settings
 from app.upstream.backend import UpstreamBackend
+
+logger = logging.getLogger(__name__)
 
 # Sized for fan-out: each MoA request holds several upstream connections at once.
 UPSTREAM_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=30)
@@ -26,6 +30,9 @@ def create_app(settings: Settings | None = None, config: GatewayConfig | None = 
     """Build the gateway. The config is loaded here, so a bad file fails before anything listens."""
     settings = settings or Settings()
     config = config or load_config(settings.config)
+    metrics = Metrics()
+    if unpriced := config.unpriced_models():
+        logger.warning("models without a price, counted as free: %s", ", ".join(unpriced))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
@@ -34,13 +41,15 @@ def create_app(settings: Settings | None = None, config: GatewayConfig | None = 
                 "settings": settings,
                 "config": config,
                 "client": client,
-                "engine": MoaEngine(config, UpstreamBackend(config, client)),
+                "metrics": metrics,
+                "engine": MoaEngine(config, UpstreamBackend(config, client, metrics)),
                 "started_at": int(time.time()),
             }
 
     app = FastAPI(title="moa-gateway", version="0.1.0", lifespan=lifespan)
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(ChatMetricsMiddleware, metrics=metrics)
+    app.add_middleware(RequestIdMiddleware)  # added last, so outermost: every log line has the id
     install_error_handlers(app)
-    for module in (chat, models, health):
+    for module in (chat, models, health, prometheus):
         app.include_router(module.router)
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -55,9 +56,12 @@ async def chat_completions(request: Request) -> Response:
     body = parse_chat_request(await request.body())
     engine: MoaEngine = request.state.engine
     plan = engine.plan(body.model)
+    request.state.moa_model = plan.model_id  # a config name from here on: safe as a metric label
+    request.state.moa_stream = body.stream
     completion = Completion(model=body.model)
     if not body.stream:
         result = await engine.run(plan, body.message_dicts(), body.sampling_params())
+        request.state.moa_result = result
         payload = completion_body(completion, result, body.moa.include_proposals)
         return Response(
             orjson.dumps(payload),
@@ -72,16 +76,22 @@ async def chat_completions(request: Request) -> Response:
     # Commit to a 200 only once something has happened: a fast failure still gets its real status.
     first = await anext(events)
     return StreamingResponse(
-        _sse_frames(completion, body, first, events),
+        _sse_frames(request, completion, body, first, events),
         media_type="text/event-stream",
         headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
     )
 
 
 async def _sse_frames(
-    completion: Completion, body: ChatCompletionRequest, first: Any, events: AsyncIterator[Any]
+    request: Request,
+    completion: Completion,
+    body: ChatCompletionRequest,
+    first: Any,
+    events: AsyncIterator[Any],
 ) -> AsyncIterator[bytes]:
     include_usage = body.include_usage
+    state = request.state
+    first_token_seen = False
     yield sse.event(chunk_body(completion, {"role": "assistant", "content": ""}, None, include_usage))
     try:
         item = first
@@ -89,8 +99,13 @@ async def _sse_frames(
             if item is sse.KEEPALIVE:
                 yield sse.KEEPALIVE_COMMENT
             elif isinstance(item, str):
+                if not first_token_seen:
+                    first_token_seen = True
+                    elapsed = time.perf_counter() - state.moa_started
+                    state.metrics.response_ttft.labels(state.moa_model).observe(elapsed)
                 yield sse.event(chunk_body(completion, {"content": item}, None, include_usage))
             elif isinstance(item, MoaResult):
+                state.moa_result = item
                 yield sse.event(chunk_body(completion, {}, item.finish_reason, include_usage))
                 if include_usage:
                     yield sse.event(usage_chunk_body(completion, item, body.moa.include_proposals))
@@ -100,8 +115,10 @@ async def _sse_frames(
                 break
     except GatewayError as exc:  # after the first byte, errors travel in-band
         logger.warning("stream %s failed after start: %s", completion.id, exc.message)
+        state.moa_status = exc.status_code
         yield sse.event(exc.to_body())
     except Exception:
         logger.exception("stream %s failed unexpectedly", completion.id)
+        state.moa_status = 500
         yield sse.event(error_body("The gateway failed unexpectedly", "server_error"))
     yield sse.DONE

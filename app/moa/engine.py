@@ -44,17 +44,18 @@ class MoaEngine:
         raise ModelNotFoundError(f"The model '{model_id}' does not exist", param="model")
 
     async def run(self, plan: Plan, messages: list[Message], params: dict[str, Any]) -> MoaResult:
-        records, final_spec = await self._propose(plan, messages, params)
+        records, final_spec, waited_s = await self._propose(plan, messages, params)
         started = time.perf_counter()
         answer = await self._backend.complete(final_spec)
-        records.append(_ok_record(final_spec, answer, time.perf_counter() - started))
-        return MoaResult(plan.pipeline, answer.text, answer.finish_reason, records)
+        final_s = time.perf_counter() - started
+        records.append(_ok_record(final_spec, answer, final_s))
+        return MoaResult(plan.pipeline, answer.text, answer.finish_reason, records, waited_s + final_s)
 
     async def stream(
         self, plan: Plan, messages: list[Message], params: dict[str, Any]
     ) -> AsyncIterator[str | MoaResult]:
         """The final model's text deltas as they arrive, then the MoaResult."""
-        records, final_spec = await self._propose(plan, messages, params)
+        records, final_spec, waited_s = await self._propose(plan, messages, params)
         started = time.perf_counter()
         answer: Answer | None = None
         async for piece in self._backend.stream(final_spec):
@@ -66,22 +67,27 @@ class MoaEngine:
             raise UpstreamError(
                 f"model {final_spec.model}: the stream ended without a result", model=final_spec.model
             )
-        records.append(_ok_record(final_spec, answer, time.perf_counter() - started))
-        yield MoaResult(plan.pipeline, answer.text, answer.finish_reason, records)
+        # Time between the final model's chunks counts as waiting on it, even while we forward them.
+        final_s = time.perf_counter() - started
+        records.append(_ok_record(final_spec, answer, final_s))
+        yield MoaResult(plan.pipeline, answer.text, answer.finish_reason, records, waited_s + final_s)
 
     async def _propose(
         self, plan: Plan, messages: list[Message], params: dict[str, Any]
-    ) -> tuple[list[CallRecord], CallSpec]:
-        """Run every proposer layer; return their records and the final call to make."""
+    ) -> tuple[list[CallRecord], CallSpec, float]:
+        """Run every proposer layer; return their records, the final call to make, and the time waited."""
         records: list[CallRecord] = []
         references: list[str] = []
+        waited_s = 0.0
         for number, proposers in enumerate(plan.layers, 1):
             layer_messages = self._with_references(plan, messages, references)
             specs = [
                 CallSpec(number, "proposer", alias, layer_messages, self._params(alias, params, pinned=True))
                 for alias in proposers
             ]
+            started = time.perf_counter()
             layer_records = await self._fan_out(specs)
+            waited_s += time.perf_counter() - started
             records.extend(layer_records)
             answered = [r for r in layer_records if r.status == "ok"]
             if not answered:
@@ -94,7 +100,7 @@ class MoaEngine:
             self._with_references(plan, messages, references),
             self._params(plan.aggregator, params, pinned=False),
         )
-        return records, final
+        return records, final, waited_s
 
     async def _fan_out(self, specs: list[CallSpec]) -> list[CallRecord]:
         # A TaskGroup ties every call to this request: if the request is cancelled, so are they.

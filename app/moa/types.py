@@ -15,6 +15,7 @@ class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     estimated: bool = False  # counted by us because the upstream reported none
+    cached_tokens: int = 0  # prompt tokens the provider served from its cache
 
     @property
     def total_tokens(self) -> int:
@@ -25,6 +26,7 @@ class Usage:
             self.prompt_tokens + other.prompt_tokens,
             self.completion_tokens + other.completion_tokens,
             self.estimated or other.estimated,
+            self.cached_tokens + other.cached_tokens,
         )
 
 
@@ -81,6 +83,11 @@ class MoaResult:
     text: str
     finish_reason: str
     calls: list[CallRecord]
+    upstream_wait_s: float = 0.0  # wall time spent waiting on layers and the final call
+
+    @property
+    def dropped_proposers(self) -> list[CallRecord]:
+        return [c for c in self.calls if c.role == "proposer" and c.status == "error"]
 
     @property
     def usage(self) -> Usage:

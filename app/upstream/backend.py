@@ -1,7 +1,8 @@
-"""The one boundary every upstream call crosses: request body, timing, usage, cost and the log line."""
+"""The one boundary every upstream call crosses: request body, timing, usage, cost, metrics, log line."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -11,6 +12,8 @@ import httpx
 
 from app.config import GatewayConfig, OpenAIProvider
 from app.errors import UpstreamError
+from app.logs import fields_text
+from app.metrics import Metrics
 from app.moa.types import Answer, CallSpec, Usage
 from app.tokens import count_prompt_tokens, count_tokens
 from app.upstream.http import HttpTransport
@@ -23,8 +26,9 @@ logger = logging.getLogger(__name__)
 class UpstreamBackend:
     """Implements the engine's ChatBackend over the configured providers."""
 
-    def __init__(self, config: GatewayConfig, client: httpx.AsyncClient) -> None:
+    def __init__(self, config: GatewayConfig, client: httpx.AsyncClient, metrics: Metrics) -> None:
         self._config = config
+        self._metrics = metrics
         secrets = config.secrets()
         self._transports: dict[str, Transport] = {
             name: HttpTransport(client, p, secrets)
@@ -39,10 +43,14 @@ class UpstreamBackend:
             payload = await self._transport(spec).complete(spec.model, self._body(spec, stream=False))
             text, finish_reason = _parse_choice(spec.model, payload)
         except UpstreamError as exc:
-            self._log_failure(spec, started, exc)
+            self._failed(spec, started, exc)
             raise
-        usage = _usage(payload.get("usage"), spec, text)
-        return self._answer(spec, started, text, finish_reason, usage, ttft_s=None)
+        except asyncio.CancelledError:
+            self._cancelled(spec, started)
+            raise
+        return self._succeeded(
+            spec, started, text, finish_reason, _usage(payload.get("usage"), spec, text), None
+        )
 
     async def stream(self, spec: CallSpec) -> AsyncIterator[str | Answer]:
         started = time.perf_counter()
@@ -62,17 +70,20 @@ class UpstreamBackend:
                         yield content
                     finish_reason = choice.get("finish_reason") or finish_reason
         except UpstreamError as exc:
-            self._log_failure(spec, started, exc)
+            self._failed(spec, started, exc)
             raise
         except (AttributeError, TypeError) as exc:
             error = UpstreamError(f"model {spec.model}: malformed stream chunk ({exc})", model=spec.model)
-            self._log_failure(spec, started, error)
+            self._failed(spec, started, error)
             raise error from None
+        except (asyncio.CancelledError, GeneratorExit):  # the request was cancelled or the stream closed
+            self._cancelled(spec, started)
+            raise
         text = "".join(parts)
-        yield self._answer(spec, started, text, finish_reason, _usage(reported, spec, text), ttft_s)
+        yield self._succeeded(spec, started, text, finish_reason, _usage(reported, spec, text), ttft_s)
 
     def _transport(self, spec: CallSpec) -> Transport:
-        return self._transports[self._config.models[spec.model].provider]
+        return self._transports[self._config.provider_of(spec.model)]
 
     def _body(self, spec: CallSpec, *, stream: bool) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -82,12 +93,12 @@ class UpstreamBackend:
         }
         if stream:
             body["stream"] = True
-            provider = self._config.providers[self._config.models[spec.model].provider]
+            provider = self._config.providers[self._config.provider_of(spec.model)]
             if not isinstance(provider, OpenAIProvider) or provider.stream_include_usage:
                 body["stream_options"] = {"include_usage": True}
         return body
 
-    def _answer(
+    def _succeeded(
         self,
         spec: CallSpec,
         started: float,
@@ -96,34 +107,72 @@ class UpstreamBackend:
         usage: Usage,
         ttft_s: float | None,
     ) -> Answer:
+        duration_s = time.perf_counter() - started
         price = self._config.models[spec.model].price
-        cost = 0.0
-        if price is not None:
-            cost = (
-                usage.prompt_tokens * price.input_per_mtok + usage.completion_tokens * price.output_per_mtok
-            ) / 1e6
-        logger.info(
-            "upstream call model=%s role=%s layer=%d status=ok latency_ms=%.1f prompt_tokens=%d "
-            "completion_tokens=%d cost_usd=%.6f",
-            spec.model,
-            spec.role,
-            spec.layer,
-            (time.perf_counter() - started) * 1000,
-            usage.prompt_tokens,
-            usage.completion_tokens,
-            cost,
+        cost = (
+            price.cost_usd(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens)
+            if price
+            else 0.0
+        )
+        self._metrics.upstream_call(
+            provider=self._config.provider_of(spec.model),
+            model=spec.model,
+            role=spec.role,
+            outcome="ok",
+            duration_s=duration_s,
+            usage=usage,
+            cost_usd=cost,
+            ttft_s=ttft_s,
+        )
+        self._log(
+            logging.INFO,
+            spec,
+            "ok",
+            duration_s,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            usage_estimated=usage.estimated,
+            cost_usd=round(cost, 10),
+            ttft_ms=None if ttft_s is None else round(ttft_s * 1000, 1),
         )
         return Answer(text, finish_reason, usage, cost, ttft_s)
 
-    def _log_failure(self, spec: CallSpec, started: float, exc: UpstreamError) -> None:
-        logger.warning(
-            "upstream call model=%s role=%s layer=%d status=error latency_ms=%.1f error=%s",
-            spec.model,
-            spec.role,
-            spec.layer,
-            (time.perf_counter() - started) * 1000,
-            exc.message,
+    def _failed(self, spec: CallSpec, started: float, exc: UpstreamError) -> None:
+        duration_s = time.perf_counter() - started
+        outcome = "timeout" if exc.kind == "timeout" else "error"
+        self._metrics.upstream_call(
+            provider=self._config.provider_of(spec.model),
+            model=spec.model,
+            role=spec.role,
+            outcome=outcome,
+            duration_s=duration_s,
+            error_kind=exc.kind,
         )
+        self._log(logging.WARNING, spec, outcome, duration_s, kind=exc.kind, error=exc.message)
+
+    def _cancelled(self, spec: CallSpec, started: float) -> None:
+        duration_s = time.perf_counter() - started
+        self._metrics.upstream_call(
+            provider=self._config.provider_of(spec.model),
+            model=spec.model,
+            role=spec.role,
+            outcome="cancelled",
+            duration_s=duration_s,
+        )
+        self._log(logging.INFO, spec, "cancelled", duration_s)
+
+    def _log(self, level: int, spec: CallSpec, outcome: str, duration_s: float, **extra: Any) -> None:
+        fields = {
+            "event": "upstream_call",
+            "provider": self._config.provider_of(spec.model),
+            "model": spec.model,
+            "role": spec.role,
+            "layer": spec.layer,
+            "outcome": outcome,
+            "latency_ms": round(duration_s * 1000, 1),
+            **extra,
+        }
+        logger.log(level, "%s", fields_text(fields), extra={"fields": fields})
 
 
 def _parse_choice(alias: str, payload: dict[str, Any]) -> tuple[str, str]:
@@ -140,5 +189,11 @@ def _parse_choice(alias: str, payload: dict[str, Any]) -> tuple[str, str]:
 def _usage(reported: Any, spec: CallSpec, text: str) -> Usage:
     """The provider's usage, or our estimate (marked) when it reported none."""
     if isinstance(reported, dict) and isinstance(reported.get("prompt_tokens"), int):
-        return Usage(reported["prompt_tokens"], int(reported.get("completion_tokens") or 0))
+        details = reported.get("prompt_tokens_details")
+        cached = details.get("cached_tokens") if isinstance(details, dict) else None
+        return Usage(
+            reported["prompt_tokens"],
+            int(reported.get("completion_tokens") or 0),
+            cached_tokens=cached if isinstance(cached, int) else 0,
+        )
     return Usage(count_prompt_tokens(spec.messages), count_tokens(text), estimated=True)

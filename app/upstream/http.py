@@ -12,6 +12,7 @@ from httpx_sse import EventSource
 
 from app.config import OpenAIProvider
 from app.errors import UpstreamError, UpstreamRejectedError, UpstreamTimeoutError, redact
+from app.request_context import request_id_var
 
 _JSON = {"content-type": "application/json", "accept": "application/json"}
 _REJECTED = {400, 413, 422}  # the request itself is at fault: the client should see why
@@ -33,7 +34,10 @@ class HttpTransport:
         try:
             async with asyncio.timeout(self._total_s):
                 response = await self._client.post(
-                    self._url, content=orjson.dumps(body), headers=self._headers, timeout=self._timeout
+                    self._url,
+                    content=orjson.dumps(body),
+                    headers=self._request_headers(),
+                    timeout=self._timeout,
                 )
         except (TimeoutError, httpx.TimeoutException):
             raise UpstreamTimeoutError(
@@ -50,7 +54,11 @@ class HttpTransport:
 
     async def stream(self, alias: str, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         request = self._client.build_request(
-            "POST", self._url, content=orjson.dumps(body), headers=self._headers, timeout=self._timeout
+            "POST",
+            self._url,
+            content=orjson.dumps(body),
+            headers=self._request_headers(),
+            timeout=self._timeout,
         )
         try:
             response = await self._client.send(request, stream=True)
@@ -79,9 +87,15 @@ class HttpTransport:
         finally:
             await response.aclose()
 
+    def _request_headers(self) -> dict[str, str]:
+        """The provider's headers plus this request's id, so upstream logs can be joined with ours."""
+        return {**self._headers, "x-request-id": request_id_var.get()}
+
     def _unreachable(self, alias: str, exc: httpx.HTTPError) -> UpstreamError:
         reason = redact(str(exc) or type(exc).__name__, self._secrets)
-        return UpstreamError(f"model {alias}: the provider could not be reached ({reason})", model=alias)
+        return UpstreamError(
+            f"model {alias}: the provider could not be reached ({reason})", model=alias, kind="connection"
+        )
 
     def _status_error(self, alias: str, status: int, content: bytes) -> UpstreamError:
         if status in (401, 403):  # the provider's text may echo part of the key: say nothing of it
@@ -89,20 +103,23 @@ class HttpTransport:
                 f"model {alias}: the provider refused the gateway's credentials ({status})",
                 model=alias,
                 upstream_status=status,
+                kind="auth",
             )
         detail = redact(_error_message(content), self._secrets)
         message = f"model {alias}: the provider answered {status}: {detail}"
-        kind = UpstreamError
         if status in _REJECTED:
-            kind = UpstreamRejectedError
-        elif status in _TIMED_OUT:
-            kind = UpstreamTimeoutError
-        return kind(message, model=alias, upstream_status=status)
+            return UpstreamRejectedError(message, model=alias, upstream_status=status)
+        if status in _TIMED_OUT:
+            return UpstreamTimeoutError(message, model=alias, upstream_status=status)
+        kind = "rate_limited" if status == 429 else "server_error" if status >= 500 else "status"
+        return UpstreamError(message, model=alias, upstream_status=status, kind=kind)
 
     def _error_frame(self, alias: str, error: Any) -> UpstreamError:
         detail = error.get("message") if isinstance(error, dict) else error
         message = redact(str(detail)[:300], self._secrets)
-        return UpstreamError(f"model {alias}: the provider sent an error mid-stream: {message}", model=alias)
+        return UpstreamError(
+            f"model {alias}: the provider sent an error mid-stream: {message}", model=alias, kind="mid_stream"
+        )
 
 
 def _decode(alias: str, content: bytes) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -68,12 +69,14 @@ def test_serve_answers_through_a_yaml_config_and_stops_on_sigterm(
     config = tmp_path / "moa.yaml"
     config.write_text(CONFIG.format(url=sim_server.url))
     port = free_port()
-    process = serve(config, port, {"SIM_TEST_KEY": SIM_KEY})
+    process = serve(config, port, {"SIM_TEST_KEY": SIM_KEY, "MOA_LOG_FORMAT": "json"})
     try:
         wait_ready(f"http://127.0.0.1:{port}", process)
         with openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", max_retries=0) as client:
             completion = client.chat.completions.create(
-                model="duo", messages=[{"role": "user", "content": "Hi"}]
+                model="duo",
+                messages=[{"role": "user", "content": "Hi"}],
+                extra_headers={"x-request-id": "cli-1"},
             )
     finally:
         process.send_signal(signal.SIGTERM)
@@ -86,6 +89,30 @@ def test_serve_answers_through_a_yaml_config_and_stops_on_sigterm(
     assert "Application shutdown complete" in output
     assert process.returncode == -signal.SIGTERM
     assert SIM_KEY not in output, "the upstream key never reaches the logs"
+    events = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    mine = [e for e in events if e.get("request_id") == "cli-1"]
+    calls = [e for e in mine if e.get("event") == "upstream_call"]
+    assert sorted((e["model"], e["role"], e["outcome"]) for e in calls) == [
+        ("a", "proposer", "ok"),
+        ("agg", "aggregator", "ok"),
+        ("b", "proposer", "ok"),
+    ]
+    assert all(e["latency_ms"] > 0 and e["completion_tokens"] > 0 for e in calls)
+    (request,) = [e for e in mine if e.get("event") == "request"]
+    assert request["model"] == "duo" and request["status"] == 200 and request["upstream_calls"] == 3
+    assert request["cost_usd"] == 0, "these models have no price"
+    assert "Hi" not in [v for e in mine for v in e.values()], "prompts are never logged"
+
+
+def test_serve_refuses_several_workers(tmp_path: Path) -> None:
+    config = tmp_path / "moa.yaml"
+    config.write_text(CONFIG.format(url="http://127.0.0.1:9"))
+
+    process = serve(config, free_port(), {"SIM_TEST_KEY": "k", "WEB_CONCURRENCY": "4"})
+    output, _ = process.communicate(timeout=30)
+
+    assert process.returncode == 2
+    assert "one worker per process; scale with more replicas" in output
 
 
 def test_serve_refuses_to_start_on_a_bad_config(tmp_path: Path) -> None:

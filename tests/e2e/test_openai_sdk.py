@@ -9,12 +9,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import httpx
 import openai
 import pytest
 
 from app.main import create_app
 from app.settings import Settings
 from tests.conftest import http_config
+from tests.metrics_scrape import Scrape
 from tests.servers import ServerThread
 
 ASK: list[Any] = [{"role": "user", "content": "Why is the sky blue?"}]
@@ -116,6 +118,22 @@ def test_invalid_parameter_raises_bad_request(client: openai.OpenAI) -> None:
         client.chat.completions.create(model="moa", messages=ASK, temperature=3)
 
     assert caught.value.param == "temperature"
+
+
+def test_metrics_of_the_real_server_count_the_http_providers_calls(sim_server: ServerThread) -> None:
+    with (
+        ServerThread(create_app(Settings(), http_config(f"{sim_server.url}/v1"))) as server,
+        sdk(server) as client,
+    ):
+        client.chat.completions.create(model="moa", messages=ASK)
+        client.chat.completions.create(model="moa-1", messages=ASK, stream=True).close()
+        scrape = Scrape(httpx.get(f"{server.url}/metrics").text)
+
+    count = "moa_upstream_request_duration_seconds_count"
+    assert scrape.value(count, provider="remote", model="alpha", role="proposer", outcome="ok") == 3
+    assert scrape.value(count, provider="remote", model="omega", role="aggregator") == 2
+    assert scrape.value("moa_requests_total", model="moa", status="200") == 1
+    assert scrape.value("moa_requests_total", model="moa-1", status="200") == 1
 
 
 def bad_gateway(sim_server: ServerThread, **kwargs: Any) -> ServerThread:

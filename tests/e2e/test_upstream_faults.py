@@ -49,6 +49,9 @@ def scripted_upstream() -> FastAPI:
             return JSONResponse({"error": {"message": f"context too long (key {KEY})"}}, status_code=400)
         if model == "rate-limited":
             return JSONResponse({"error": {"message": "slow down"}}, status_code=429)
+        if model == "echo-request-id":
+            message = {"role": "assistant", "content": request.headers.get("x-request-id", "")}
+            return JSONResponse({"choices": [{"index": 0, "message": message, "finish_reason": "stop"}]})
 
         async def frames() -> AsyncIterator[bytes]:
             yield b": upstream comment\n\n"
@@ -75,7 +78,15 @@ def scripted_upstream() -> FastAPI:
 @pytest.fixture(scope="module")
 def gateway() -> Iterator[ServerThread]:
     with ServerThread(scripted_upstream()) as upstream:
-        names = ["plain", "error-midstream", "not-json", "no-choices", "rejects", "rate-limited"]
+        names = [
+            "plain",
+            "error-midstream",
+            "not-json",
+            "no-choices",
+            "rejects",
+            "rate-limited",
+            "echo-request-id",
+        ]
         config = parse_config(
             {
                 "providers": {"up": {"type": "openai", "base_url": f"{upstream.url}/v1", "api_key": KEY}},
@@ -150,3 +161,12 @@ def test_upstream_faults_map_to_clear_errors_without_the_key(
     assert caught.value.status_code == status
     assert caught.value.response.json()["error"]["message"] == message
     assert KEY not in caught.value.response.text
+
+
+def test_the_clients_request_id_is_forwarded_upstream_and_echoed(client: openai.OpenAI) -> None:
+    raw = client.chat.completions.with_raw_response.create(
+        model="echo-request-id", messages=ASK, extra_headers={"x-request-id": "trace-42"}
+    )
+
+    assert raw.headers["x-request-id"] == "trace-42"
+    assert raw.parse().choices[0].message.content == "trace-42"
