@@ -22,6 +22,8 @@ from app.moa.types import Role, Usage
 DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
 TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
 # The gateway's own time per request is sub-millisecond to milliseconds.
+# USD per request: a fraction of a cent for small models up to dollars for long, large MoA runs.
+COST_BUCKETS = (0.00001, 0.00003, 0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
 OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 
 UNKNOWN_MODEL = "unknown"
@@ -54,6 +56,13 @@ class Metrics:
             "Streamed responses: time from the request to the first content token sent to the client",
             ["model"],
             buckets=TTFT_BUCKETS,
+            registry=r,
+        )
+        self.request_cost = Histogram(
+            "moa_request_cost_usd",
+            "Cost of one successful request (every upstream call it made), by model id",
+            ["model"],
+            buckets=COST_BUCKETS,
             registry=r,
         )
         self.overhead = Histogram(

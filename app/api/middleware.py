@@ -94,6 +94,7 @@ class ChatMetricsMiddleware:
         }
         if result is not None:
             self.metrics.overhead.labels(model).observe(max(0.0, duration_s - result.upstream_wait_s))
+            self.metrics.request_cost.labels(model).observe(result.cost_usd)
             for call in result.dropped_proposers:
                 self.metrics.proposers_dropped.labels(model, call.model).inc()
             usage = result.usage

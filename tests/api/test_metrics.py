@@ -97,6 +97,14 @@ def test_input_tokens_and_cost_match_what_the_responses_reported(traffic: tuple[
     assert total_cost == pytest.approx(sum(b["moa"]["cost_usd"] for b in bodies))
 
 
+def test_cost_per_request_of_a_pipeline_is_readable_from_metrics(traffic: tuple[Scrape, list[Any]]) -> None:
+    scrape, bodies = traffic
+    moa_costs = [b["moa"]["cost_usd"] for b in bodies if b["moa"]["pipeline"] == "moa-1"]
+
+    assert scrape.value("moa_request_cost_usd_count", model="moa-1") == 3
+    assert scrape.value("moa_request_cost_usd_sum", model="moa-1") == pytest.approx(sum(moa_costs))
+
+
 def test_ttft_is_observed_for_streamed_calls_only(traffic: tuple[Scrape, list[Any]]) -> None:
     scrape, _ = traffic
 
