@@ -18,24 +18,43 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class OpenAIProvider(_Strict):
+class RetryPolicy(_Strict):
+    """Retries of one call: connect errors, 408, 409, 429 and 5xx; exponential backoff, full jitter."""
+
+    max_attempts: int = Field(default=3, ge=1, description="Attempts per call, the first included")
+    base_delay_s: float = Field(default=0.25, ge=0)
+    max_delay_s: float = Field(default=4.0, ge=0)
+    retry_after_cap_s: float = Field(default=10.0, ge=0, description="Longest Retry-After honoured")
+
+
+class _ProviderBase(_Strict):
+    timeout_s: float = Field(default=120.0, gt=0, description="Whole-call deadline of a non-streamed call")
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    first_token_timeout_s: float | None = Field(
+        default=None, gt=0, description="Streamed calls: deadline for the first chunk (default: timeout_s)"
+    )
+    idle_timeout_s: float = Field(
+        default=30.0, gt=0, description="Streamed calls: longest gap between chunks"
+    )
+    retries: RetryPolicy = Field(default_factory=RetryPolicy)
+
+
+class OpenAIProvider(_ProviderBase):
     """Any OpenAI-compatible Chat Completions API (OpenAI, Together, Groq, vLLM, Ollama...)."""
 
     type: Literal["openai"]
     base_url: str = Field(pattern=r"^https?://")
     api_key: SecretStr | None = None
-    timeout_s: float = Field(default=120.0, gt=0)
     headers: dict[str, str] = Field(default_factory=dict)
     stream_include_usage: bool = Field(
         default=True, description="Ask for `stream_options.include_usage` on streamed calls"
     )
 
 
-class SimulatedProvider(_Strict):
+class SimulatedProvider(_ProviderBase):
     """Built-in offline models: no network, deterministic answers."""
 
     type: Literal["simulated"]
-    timeout_s: float = Field(default=120.0, gt=0)
     ttft_ms: float = Field(default=150.0, ge=0)
     tokens_per_s: float = Field(default=200.0, ge=0, description="0 means instant")
 
@@ -62,33 +81,71 @@ class Price(_Strict):
         ) / 1e6
 
 
+class CircuitBreakerConfig(_Strict):
+    """After `failure_threshold` failures in a row, skip the model for `cooldown_s`, then try it once."""
+
+    failure_threshold: int = Field(default=5, ge=0, description="0 disables the breaker")
+    cooldown_s: float = Field(default=30.0, gt=0)
+
+
 class ModelConfig(_Strict):
     provider: str
     name: str | None = Field(default=None, description="Upstream model id; default: the alias")
     params: dict[str, Any] = Field(default_factory=dict)
     price: Price | None = None
+    fallbacks: list[str] = Field(
+        default_factory=list, description="Aliases tried, in order, if this model fails"
+    )
+    circuit_breaker: CircuitBreakerConfig = Field(default_factory=CircuitBreakerConfig)
 
 
 class Layer(_Strict):
     proposers: list[str] = Field(min_length=1)
+    min_proposers: int = Field(default=1, ge=1, description="Answers the layer needs to go on")
+    deadline_s: float | None = Field(
+        default=None, gt=0, description="After this, go on with the answers in hand and cancel the rest"
+    )
+
+    @model_validator(mode="after")
+    def _quorum_fits(self) -> Layer:
+        if self.min_proposers > len(self.proposers):
+            raise ValueError(
+                f"min_proposers ({self.min_proposers}) exceeds the {len(self.proposers)} proposers"
+            )
+        return self
 
 
 class PipelineConfig(_Strict):
     layers: list[Layer] = Field(min_length=1)
     aggregator: str
     aggregator_prompt: str = DEFAULT_AGGREGATOR_PROMPT
+    aggregator_fallbacks: list[str] = Field(default_factory=list)
+    on_aggregator_failure: Literal["error", "best_proposal"] = Field(
+        default="error", description="best_proposal: answer with the first proposal of the last layer"
+    )
+    deadline_s: float | None = Field(default=None, gt=0, description="Whole-request deadline")
+
+
+class AuthConfig(_Strict):
+    api_key_sha256: list[str] = Field(
+        default_factory=list, description="Gateway keys, as hex SHA-256 digests (`moa-gateway hash-key`)"
+    )
 
 
 class GatewayConfig(_Strict):
     providers: dict[str, Provider]
     models: dict[str, ModelConfig] = Field(default_factory=dict)
     pipelines: dict[str, PipelineConfig] = Field(default_factory=dict)
+    auth: AuthConfig = Field(default_factory=AuthConfig)
 
     @model_validator(mode="after")
     def _check_references(self) -> GatewayConfig:
         for alias, model in self.models.items():
             if model.provider not in self.providers:
                 raise ValueError(f"models.{alias}.provider: unknown provider {model.provider!r}")
+            for fallback in model.fallbacks:
+                if fallback not in self.models or fallback == alias:
+                    raise ValueError(f"models.{alias}.fallbacks: {fallback!r} is not another model")
         for pid, pipeline in self.pipelines.items():
             if pid in self.models:
                 raise ValueError(f"pipelines.{pid}: the id is also a model alias")
@@ -98,10 +155,17 @@ class GatewayConfig(_Strict):
                         raise ValueError(f"pipelines.{pid}.layers.{i}.proposers: unknown model {alias!r}")
             if pipeline.aggregator not in self.models:
                 raise ValueError(f"pipelines.{pid}.aggregator: unknown model {pipeline.aggregator!r}")
+            for alias in pipeline.aggregator_fallbacks:
+                if alias not in self.models:
+                    raise ValueError(f"pipelines.{pid}.aggregator_fallbacks: unknown model {alias!r}")
         return self
 
     def upstream_name(self, alias: str) -> str:
         return self.models[alias].name or alias
+
+    def fallback_chain(self, alias: str, extra: list[str] | None = None) -> list[str]:
+        """The model, then `extra`, then its own fallbacks, each once."""
+        return list(dict.fromkeys([alias, *(extra or []), *self.models[alias].fallbacks]))
 
     def provider_of(self, alias: str) -> str:
         return self.models[alias].provider
@@ -155,7 +219,7 @@ def parse_config(data: Any, source: str, env: dict[str, str] | None = None) -> G
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            field = ".".join(str(part) for part in err["loc"])
+            field = ".".join(str(part) for part in err["loc"] if part not in ("openai", "simulated"))
             message = err["msg"].removeprefix("Value error, ")
             problems.append(f"{field}: {message}" if field else message)
         raise ConfigError(f"{source}: " + "; ".join(problems)) from None

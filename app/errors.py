@@ -54,12 +54,19 @@ class UpstreamError(GatewayError):
     default_kind = "bad_response"
 
     def __init__(
-        self, message: str, *, model: str, upstream_status: int | None = None, kind: str | None = None
+        self,
+        message: str,
+        *,
+        model: str,
+        upstream_status: int | None = None,
+        kind: str | None = None,
+        retry_after_s: float | None = None,
     ) -> None:
         super().__init__(message)
         self.model = model
         self.upstream_status = upstream_status
         self.kind = kind or self.default_kind
+        self.retry_after_s = retry_after_s
 
 
 class UpstreamTimeoutError(UpstreamError):

@@ -100,7 +100,19 @@ class Metrics:
             "moa_upstream_cost_usd", "Upstream cost in US dollars", upstream, registry=r
         )
         self.upstream_errors = Counter(
-            "moa_upstream_errors", "Failed upstream calls, by kind", [*upstream, "kind"], registry=r
+            "moa_upstream_errors",
+            "Failed upstream attempts (retried or not), by kind",
+            [*upstream, "kind"],
+            registry=r,
+        )
+        self.upstream_retries = Counter(
+            "moa_upstream_retries", "Upstream attempts retried", ["provider", "model"], registry=r
+        )
+        self.circuit_state = Gauge(
+            "moa_circuit_state",
+            "Circuit breaker per model: 0 closed, 1 open, 2 half-open",
+            ["model"],
+            registry=r,
         )
 
     def render(self) -> bytes:

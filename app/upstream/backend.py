@@ -1,4 +1,5 @@
-"""The one boundary every upstream call crosses: request body, timing, usage, cost, metrics, log line."""
+"""The one boundary every upstream call crosses: request body, retries, circuit breakers, timing,
+usage, cost, metrics and the log line."""
 
 from __future__ import annotations
 
@@ -16,11 +17,14 @@ from app.logs import fields_text
 from app.metrics import Metrics
 from app.moa.types import Answer, CallSpec, Usage
 from app.tokens import count_prompt_tokens, count_tokens
+from app.upstream.circuit import CircuitBreaker
 from app.upstream.http import HttpTransport
+from app.upstream.retry import retry_budget_var, retry_delay
 from app.upstream.simulated import SimulatedTransport
 from app.upstream.transport import Transport
 
 logger = logging.getLogger(__name__)
+_STATE_VALUE = {"closed": 0, "open": 1, "half_open": 2}
 
 
 class UpstreamBackend:
@@ -36,15 +40,35 @@ class UpstreamBackend:
             else SimulatedTransport(p)
             for name, p in config.providers.items()
         }
+        self._breakers = {alias: CircuitBreaker(m.circuit_breaker) for alias, m in config.models.items()}
+        for alias in config.models:
+            metrics.circuit_state.labels(alias).set(0)
+
+    def admit(self, model: str) -> bool:
+        """Is the model's circuit closed (or ready for its one trial call)?"""
+        admitted = self._breakers[model].admit()
+        self._publish_circuit(model)
+        return admitted
+
+    def circuit_states(self) -> dict[str, str]:
+        return {alias: breaker.state for alias, breaker in self._breakers.items()}
 
     async def complete(self, spec: CallSpec) -> Answer:
         started = time.perf_counter()
+        attempt = 0
         try:
-            payload = await self._transport(spec).complete(spec.model, self._body(spec, stream=False))
-            text, finish_reason = _parse_choice(spec.model, payload)
-        except UpstreamError as exc:
-            self._failed(spec, started, exc)
-            raise
+            while True:
+                try:
+                    payload = await self._transport(spec).complete(spec.model, self._body(spec, stream=False))
+                    text, finish_reason = _parse_choice(spec.model, payload)
+                    break
+                except UpstreamError as exc:
+                    delay = self._retry_delay(spec, exc, attempt)
+                    if delay is None:
+                        self._failed(spec, started, exc)
+                        raise
+                await asyncio.sleep(delay)
+                attempt += 1
         except asyncio.CancelledError:
             self._cancelled(spec, started)
             raise
@@ -54,28 +78,47 @@ class UpstreamBackend:
 
     async def stream(self, spec: CallSpec) -> AsyncIterator[str | Answer]:
         started = time.perf_counter()
+        attempt = 0
         ttft_s: float | None = None
         parts: list[str] = []
         finish_reason = "stop"
         reported: Any = None
         try:
-            async for chunk in self._transport(spec).stream(spec.model, self._body(spec, stream=True)):
-                reported = chunk.get("usage") or reported
-                for choice in chunk.get("choices") or ():
-                    content = (choice.get("delta") or {}).get("content")
-                    if content:
-                        if ttft_s is None:
-                            ttft_s = time.perf_counter() - started
-                        parts.append(content)
-                        yield content
-                    finish_reason = choice.get("finish_reason") or finish_reason
-        except UpstreamError as exc:
-            self._failed(spec, started, exc)
-            raise
-        except (AttributeError, TypeError) as exc:
-            error = UpstreamError(f"model {spec.model}: malformed stream chunk ({exc})", model=spec.model)
-            self._failed(spec, started, error)
-            raise error from None
+            while True:
+                try:
+                    saw_choices = False
+                    async for chunk in self._transport(spec).stream(
+                        spec.model, self._body(spec, stream=True)
+                    ):
+                        reported = chunk.get("usage") or reported
+                        for choice in chunk.get("choices") or ():
+                            saw_choices = True
+                            content = (choice.get("delta") or {}).get("content")
+                            if content:
+                                if ttft_s is None:
+                                    ttft_s = time.perf_counter() - started
+                                parts.append(content)
+                                yield content
+                            finish_reason = choice.get("finish_reason") or finish_reason
+                    if not saw_choices:
+                        raise UpstreamError(
+                            f"model {spec.model}: the stream carried no choices", model=spec.model
+                        )
+                    break
+                except (AttributeError, TypeError) as exc:
+                    error = UpstreamError(
+                        f"model {spec.model}: malformed stream chunk ({exc})", model=spec.model
+                    )
+                    self._failed(spec, started, error)
+                    raise error from None
+                except UpstreamError as exc:
+                    # Once a token went out, a retry would repeat it: only a silent failure is retried.
+                    delay = None if parts else self._retry_delay(spec, exc, attempt)
+                    if delay is None:
+                        self._failed(spec, started, exc)
+                        raise
+                await asyncio.sleep(delay)
+                attempt += 1
         except (asyncio.CancelledError, GeneratorExit):  # the request was cancelled or the stream closed
             self._cancelled(spec, started)
             raise
@@ -98,6 +141,22 @@ class UpstreamBackend:
                 body["stream_options"] = {"include_usage": True}
         return body
 
+    def _retry_delay(self, spec: CallSpec, exc: UpstreamError, attempt: int) -> float | None:
+        """Seconds until the next attempt, or None to give up; counts the retry when there is one."""
+        provider = self._config.provider_of(spec.model)
+        policy = self._config.providers[provider].retries
+        delay = retry_delay(policy, exc, attempt, budget=retry_budget_var.get())
+        if delay is not None:
+            self._metrics.upstream_errors.labels(provider, spec.model, spec.role, exc.kind).inc()
+            self._metrics.upstream_retries.labels(provider, spec.model).inc()
+            self._log(
+                logging.INFO, spec, "retry", 0.0, attempt=attempt + 1, delay_s=round(delay, 3), kind=exc.kind
+            )
+        return delay
+
+    def _publish_circuit(self, model: str) -> None:
+        self._metrics.circuit_state.labels(model).set(_STATE_VALUE[self._breakers[model].state])
+
     def _succeeded(
         self,
         spec: CallSpec,
@@ -108,6 +167,8 @@ class UpstreamBackend:
         ttft_s: float | None,
     ) -> Answer:
         duration_s = time.perf_counter() - started
+        self._breakers[spec.model].record_success()
+        self._publish_circuit(spec.model)
         price = self._config.models[spec.model].price
         cost = (
             price.cost_usd(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens)
@@ -139,6 +200,11 @@ class UpstreamBackend:
 
     def _failed(self, spec: CallSpec, started: float, exc: UpstreamError) -> None:
         duration_s = time.perf_counter() - started
+        if exc.kind == "rejected":  # the request's fault, not the model's
+            self._breakers[spec.model].release_trial()
+        else:
+            self._breakers[spec.model].record_failure()
+        self._publish_circuit(spec.model)
         outcome = "timeout" if exc.kind == "timeout" else "error"
         self._metrics.upstream_call(
             provider=self._config.provider_of(spec.model),
@@ -152,6 +218,7 @@ class UpstreamBackend:
 
     def _cancelled(self, spec: CallSpec, started: float) -> None:
         duration_s = time.perf_counter() - started
+        self._breakers[spec.model].release_trial()
         self._metrics.upstream_call(
             provider=self._config.provider_of(spec.model),
             model=spec.model,

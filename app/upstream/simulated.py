@@ -1,4 +1,4 @@
-"""Provider `type: simulated`: the simulator called in-process, with the same wire dicts as HTTP."""
+"""Provider `type: simulated`: the simulator called in-process, failing the way the HTTP path fails."""
 
 from __future__ import annotations
 
@@ -7,29 +7,56 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from app.config import SimulatedProvider
-from app.errors import UpstreamRejectedError, UpstreamTimeoutError
+from app.errors import UpstreamError, UpstreamRejectedError, UpstreamTimeoutError
+from app.upstream.http import status_error
+from app.upstream.retry import parse_retry_after
 from app.upstream.simulator import core
+from app.upstream.transport import ChunkTimeoutError, paced
 
 
 class SimulatedTransport:
     def __init__(self, provider: SimulatedProvider) -> None:
         self._defaults = core.SimProfile(provider.ttft_ms, provider.tokens_per_s)
         self._timeout_s = provider.timeout_s
+        self._first_chunk_s = provider.first_token_timeout_s or provider.timeout_s
+        self._idle_s = provider.idle_timeout_s
+        self._faults = core.FaultCounter()
 
     async def complete(self, alias: str, body: dict[str, Any]) -> dict[str, Any]:
         try:
             async with asyncio.timeout(self._timeout_s):
-                return await core.complete(body, self._defaults)
-        except core.SimulatorRequestError as exc:
-            raise UpstreamRejectedError(f"model {alias}: {exc}", model=alias) from None
+                payload = await core.complete(body, self._defaults, self._faults)
         except TimeoutError:
             raise UpstreamTimeoutError(
                 f"model {alias}: no answer within {self._timeout_s:g}s", model=alias
             ) from None
+        except Exception as exc:
+            raise _as_upstream_error(alias, exc) from None
+        if not payload.get("choices"):
+            raise UpstreamError(f"model {alias}: the response has no choices", model=alias)
+        return payload
 
     async def stream(self, alias: str, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         try:
-            async for chunk in core.stream(body, self._defaults):
+            async for chunk in paced(
+                core.stream(body, self._defaults, self._faults), self._first_chunk_s, self._idle_s
+            ):
                 yield chunk
-        except core.SimulatorRequestError as exc:
-            raise UpstreamRejectedError(f"model {alias}: {exc}", model=alias) from None
+        except ChunkTimeoutError as exc:
+            raise UpstreamTimeoutError(f"model {alias}: {exc}", model=alias) from None
+        except Exception as exc:
+            raise _as_upstream_error(alias, exc) from None
+
+
+def _as_upstream_error(alias: str, exc: Exception) -> Exception:
+    """The simulator's request errors and faults, as the HTTP transport would report them."""
+    if isinstance(exc, core.SimulatorRequestError):
+        return UpstreamRejectedError(f"model {alias}: {exc}", model=alias)
+    if isinstance(exc, core.SimulatedHTTPError):
+        if exc.status < 400:
+            return UpstreamError(f"model {alias}: the provider sent a body that is not JSON", model=alias)
+        retry_after = parse_retry_after(exc.headers.get("retry-after"))
+        return status_error(alias, exc.status, exc.body, [], retry_after_s=retry_after)
+    if isinstance(exc, core.SimulatedReset):
+        return UpstreamError(f"model {alias}: the connection was reset", model=alias, kind="connection")
+    return exc

@@ -142,7 +142,7 @@ def test_latency_buckets_follow_the_opentelemetry_genai_ladder(traffic: tuple[Sc
 def test_failed_and_timed_out_calls_are_counted_with_their_outcome() -> None:
     providers = {
         "sim": {"type": "simulated", "ttft_ms": 0, "tokens_per_s": 0, "timeout_s": 0.05},
-        "down": {"type": "openai", "base_url": "http://127.0.0.1:9/v1"},
+        "down": {"type": "openai", "base_url": "http://127.0.0.1:9/v1", "retries": {"base_delay_s": 0.001}},
     }
     extra = {
         "gamma": {"provider": "down"},  # connection refused
@@ -158,8 +158,11 @@ def test_failed_and_timed_out_calls_are_counted_with_their_outcome() -> None:
     assert scrape.value(duration, provider="down", model="gamma", role="proposer", outcome="error") == 1
     assert scrape.value(duration, model="beta", role="proposer", outcome="timeout") == 1
     errors = "moa_upstream_errors_total"
-    assert scrape.value(errors, provider="down", model="gamma", role="proposer", kind="connection") == 1
+    # a refused connection is retried: 3 attempts (the default), each one counted as an error
+    assert scrape.value(errors, provider="down", model="gamma", role="proposer", kind="connection") == 3
+    assert scrape.value("moa_upstream_retries_total", provider="down", model="gamma") == 2
     assert scrape.value(errors, provider="sim", model="beta", role="proposer", kind="timeout") == 1
+    assert scrape.value("moa_upstream_retries_total", model="beta") == 0, "our own deadline is not retried"
     assert scrape.value("moa_proposers_dropped_total", pipeline="moa-1", model="gamma") == 1
     assert scrape.value("moa_proposers_dropped_total", pipeline="moa-1", model="beta") == 1
     assert scrape.value("moa_upstream_tokens_total", model="gamma") == 0, "a failed call adds no tokens"

@@ -76,7 +76,7 @@ def test_secret_is_not_in_the_config_repr(tmp_path: Path) -> None:
         (("[qwen, llama]", "[qwen, lama]"), "pipelines.moa.layers.0.proposers: unknown model 'lama'"),
         (
             ("timeout_s: 30", "timeout: 30"),
-            "providers.together.openai.timeout: Extra inputs are not permitted",
+            "providers.together.timeout: Extra inputs are not permitted",
         ),
         (("params: {", "parms: {"), "models.qwen.parms: Extra inputs are not permitted"),
         (("type: openai\n    base_url: https", "type: openia\n    base_url: https"), "providers.together"),

@@ -2,7 +2,13 @@
 
 Timing per request: `ttft_ms` before the first token, then `tokens_per_s` (0: instant). A request may
 override the defaults with an extension object `"simulate": {"ttft_ms", "tokens_per_s",
-"output_tokens"}`, which is how a config pins per-model behaviour (`params: {simulate: {...}}`).
+"output_tokens", "fault", "fault_count", "fault_key", "retry_after_s"}`, which is how a config pins
+per-model behaviour (`params: {simulate: {...}}`).
+
+Faults: hang (never answers), error_500, error_503, rate_limit (429 with Retry-After), reset (the
+connection drops mid-body or mid-stream), non_json (200 with an HTML body), empty_choices, trickle
+(first token on time, then one token a second). With `fault_count: N` only the first N requests carrying
+the same `fault_key` fail, so retries and recoveries can be exercised.
 """
 
 from __future__ import annotations
@@ -14,12 +20,45 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from typing import Any
 
+import orjson
+
 from app.tokens import count_prompt_tokens
 from app.upstream.simulator.text import answer_text, token_pieces
+
+FAULTS = ("hang", "error_500", "error_503", "rate_limit", "reset", "non_json", "empty_choices", "trickle")
+_STATUS_FAULTS = {"error_500": 500, "error_503": 503, "rate_limit": 429}
 
 
 class SimulatorRequestError(ValueError):
     """The request body is not a chat completion request."""
+
+
+class SimulatedHTTPError(Exception):
+    """Answer with this status and body instead of a completion."""
+
+    def __init__(self, status: int, body: bytes, headers: dict[str, str], media_type: str) -> None:
+        super().__init__(f"simulated HTTP {status}")
+        self.status, self.body, self.headers, self.media_type = status, body, headers, media_type
+
+
+class SimulatedReset(Exception):
+    """Drop the connection; `partial` is the part of the body sent before."""
+
+    def __init__(self, partial: bytes = b"") -> None:
+        super().__init__("simulated connection reset")
+        self.partial = partial
+
+
+class FaultCounter:
+    """How many requests each `fault_key` has seen, for faults limited by `fault_count`."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, int] = {}
+
+    def next(self, key: str) -> int:
+        seen = self._seen.get(key, 0)
+        self._seen[key] = seen + 1
+        return seen
 
 
 @dataclass(frozen=True)
@@ -27,22 +66,38 @@ class SimProfile:
     ttft_ms: float = 150.0
     tokens_per_s: float = 200.0
     output_tokens: int | None = None
+    fault: str | None = None
+    fault_count: int | None = None
+    fault_key: str = ""
+    retry_after_s: float = 1.0
 
     def override(self, body: dict[str, Any]) -> SimProfile:
         options = body.get("simulate")
         if not isinstance(options, dict):
             return self
+        fault = options.get("fault", self.fault)
+        if fault is not None and fault not in FAULTS:
+            raise SimulatorRequestError(f"'simulate.fault' is one of {', '.join(FAULTS)}")
         try:
             return replace(
                 self,
                 ttft_ms=max(0.0, float(options.get("ttft_ms", self.ttft_ms))),
                 tokens_per_s=max(0.0, float(options.get("tokens_per_s", self.tokens_per_s))),
                 output_tokens=_optional_int(options.get("output_tokens", self.output_tokens)),
+                fault=fault,
+                fault_count=_optional_int(options.get("fault_count", self.fault_count)),
+                fault_key=str(options.get("fault_key", self.fault_key)),
+                retry_after_s=max(0.0, float(options.get("retry_after_s", self.retry_after_s))),
             )
         except (TypeError, ValueError):
             raise SimulatorRequestError(
                 "'simulate' holds numbers: ttft_ms, tokens_per_s, output_tokens"
             ) from None
+
+    def active_fault(self, counter: FaultCounter) -> str | None:
+        if self.fault is None or self.fault_count is None:
+            return self.fault
+        return self.fault if counter.next(self.fault_key) < self.fault_count else None
 
 
 def _optional_int(value: Any) -> int | None:
@@ -90,13 +145,34 @@ async def _sleep_until(deadline: float) -> None:
         await asyncio.sleep(delay)
 
 
-async def complete(body: dict[str, Any], defaults: SimProfile) -> dict[str, Any]:
+async def _fail_before_answering(fault: str | None, profile: SimProfile) -> None:
+    """The faults that strike before any byte of an answer."""
+    if fault == "hang":
+        await asyncio.sleep(3600)
+    if fault in _STATUS_FAULTS:
+        status = _STATUS_FAULTS[fault]
+        body = orjson.dumps({"error": {"message": f"simulated {fault}", "type": "server_error"}})
+        headers = {"retry-after": f"{profile.retry_after_s:g}"} if status == 429 else {}
+        raise SimulatedHTTPError(status, body, headers, "application/json")
+    if fault == "non_json":
+        raise SimulatedHTTPError(200, b"<html><body>Upstream proxy error</body></html>", {}, "text/html")
+
+
+async def complete(
+    body: dict[str, Any], defaults: SimProfile, counter: FaultCounter | None = None
+) -> dict[str, Any]:
     profile = defaults.override(body)
     reply = _reply(body, profile)
+    fault = profile.active_fault(counter or FaultCounter())
+    await _fail_before_answering(fault, profile)
+    if fault == "trickle":
+        profile = replace(profile, tokens_per_s=1.0)
     started = time.perf_counter()
     rate_s = len(reply.pieces) / profile.tokens_per_s if profile.tokens_per_s > 0 else 0.0
     await _sleep_until(started + profile.ttft_ms / 1000 + rate_s)
-    return {
+    if fault == "empty_choices":
+        return {"id": f"chatcmpl-sim-{uuid.uuid4().hex}", "object": "chat.completion", "choices": []}
+    completion = {
         "id": f"chatcmpl-sim-{uuid.uuid4().hex}",
         "object": "chat.completion",
         "created": int(time.time()),
@@ -110,12 +186,22 @@ async def complete(body: dict[str, Any], defaults: SimProfile) -> dict[str, Any]
         ],
         "usage": reply.usage,
     }
+    if fault == "reset":
+        whole = orjson.dumps(completion)
+        raise SimulatedReset(whole[: len(whole) // 2])
+    return completion
 
 
-async def stream(body: dict[str, Any], defaults: SimProfile) -> AsyncIterator[dict[str, Any]]:
+async def stream(
+    body: dict[str, Any], defaults: SimProfile, counter: FaultCounter | None = None
+) -> AsyncIterator[dict[str, Any]]:
     """Chat completion chunks: role, one token each, finish; a usage chunk when asked for."""
     profile = defaults.override(body)
     reply = _reply(body, profile)
+    fault = profile.active_fault(counter or FaultCounter())
+    await _fail_before_answering(fault, profile)
+    if fault == "trickle":
+        profile = replace(profile, tokens_per_s=1.0)
     started = time.perf_counter()
     first_token_at = started + profile.ttft_ms / 1000
     base = {
@@ -128,10 +214,16 @@ async def stream(body: dict[str, Any], defaults: SimProfile) -> AsyncIterator[di
     def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
         return {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}]}
 
+    if fault == "empty_choices":
+        await _sleep_until(first_token_at)
+        yield {**base, "choices": []}
+        return
     yield chunk({"role": "assistant", "content": ""})
     for i, piece in enumerate(reply.pieces):
         offset = i / profile.tokens_per_s if profile.tokens_per_s > 0 else 0.0
         await _sleep_until(first_token_at + offset)
+        if fault == "reset" and i == 3:
+            raise SimulatedReset()
         yield chunk({"content": piece})
     await _sleep_until(first_token_at)  # an empty answer still takes its time to first token
     yield chunk({}, reply.finish_reason)

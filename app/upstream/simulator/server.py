@@ -20,6 +20,7 @@ from app.upstream.simulator import core
 def create_sim_app(defaults: core.SimProfile | None = None, api_key: str | None = None) -> FastAPI:
     """`api_key`, when set, is required as a bearer token, as a real provider would."""
     profile = defaults or core.SimProfile()
+    faults = core.FaultCounter()
     app = FastAPI(title="moa-gateway simulator")
     started = int(time.time())
 
@@ -38,12 +39,20 @@ def create_sim_app(defaults: core.SimProfile | None = None, api_key: str | None 
             return error_response(400, error_body("The body must be an object", "invalid_request_error"))
         try:
             if body.get("stream"):
-                chunks = core.stream(body, profile)
+                chunks = core.stream(body, profile, faults)
                 first = await anext(chunks)  # validates the body before the 200 is sent
                 return StreamingResponse(_frames(first, chunks), media_type="text/event-stream")
-            return Response(orjson.dumps(await core.complete(body, profile)), media_type="application/json")
+            completion = await core.complete(body, profile, faults)
+            return Response(orjson.dumps(completion), media_type="application/json")
         except core.SimulatorRequestError as exc:
             return error_response(400, error_body(str(exc), "invalid_request_error"))
+        except core.SimulatedHTTPError as exc:
+            return Response(exc.body, exc.status, headers=exc.headers, media_type=exc.media_type)
+        except core.SimulatedReset as exc:  # promise a whole body, send half, drop the connection
+            length = str(2 * len(exc.partial) or 100)
+            return StreamingResponse(
+                _broken(exc.partial), media_type="application/json", headers={"content-length": length}
+            )
 
     @app.get("/v1/models")
     async def list_models() -> dict[str, Any]:
@@ -64,3 +73,8 @@ async def _frames(first: dict[str, Any], chunks: AsyncIterator[dict[str, Any]]) 
     async for chunk in chunks:
         yield sse.event(chunk)
     yield sse.DONE
+
+
+async def _broken(partial: bytes) -> AsyncIterator[bytes]:
+    yield partial
+    raise core.SimulatedReset()

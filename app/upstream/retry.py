@@ -1,0 +1,73 @@
+"""When and how long to wait before retrying an upstream call, and the per-request retry budget.
+
+Retried: connection failures and the statuses a provider uses for "try again" (408, 409, 429, 5xx).
+Never: other 4xx (the same request fails the same way), our own deadlines, errors after a stream began.
+Delays grow exponentially with full jitter (AWS Architecture Blog, "Exponential Backoff and Jitter"),
+except that a provider's Retry-After, capped, is honoured.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from contextvars import ContextVar
+from email.utils import parsedate_to_datetime
+from time import time
+
+from app.config import RetryPolicy
+from app.errors import UpstreamError
+
+_RETRY_STATUSES = {408, 409, 429}
+
+
+class RetryBudget:
+    """Retries one request may spend across all its calls, so a fan-out cannot multiply a storm."""
+
+    def __init__(self, retries: int) -> None:
+        self.left = retries
+
+    def take(self) -> bool:
+        if self.left <= 0:
+            return False
+        self.left -= 1
+        return True
+
+
+retry_budget_var: ContextVar[RetryBudget | None] = ContextVar("retry_budget", default=None)
+
+
+def is_retryable(exc: UpstreamError) -> bool:
+    status = exc.upstream_status
+    return exc.kind == "connection" or (status is not None and (status in _RETRY_STATUSES or status >= 500))
+
+
+def retry_delay(
+    policy: RetryPolicy,
+    exc: UpstreamError,
+    attempt: int,
+    *,
+    budget: RetryBudget | None,
+    jitter: Callable[[], float] = random.random,
+) -> float | None:
+    """Seconds to wait before attempt `attempt + 1` (0-based), or None when the call must not be retried."""
+    if attempt + 1 >= policy.max_attempts or not is_retryable(exc):
+        return None
+    if budget is not None and not budget.take():
+        return None
+    if exc.retry_after_s is not None:
+        return min(exc.retry_after_s, policy.retry_after_cap_s)
+    return min(policy.max_delay_s, policy.base_delay_s * 2.0**attempt) * jitter()
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Retry-After in seconds, from delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, float(parsedate_to_datetime(value).timestamp()) - time())
+    except (TypeError, ValueError):
+        return None
