@@ -95,12 +95,12 @@ class ChatMetricsMiddleware:
         if result is not None:
             self.metrics.overhead.labels(model).observe(max(0.0, duration_s - result.upstream_wait_s))
             self.metrics.request_cost.labels(model).observe(result.cost_usd)
-            for call in result.dropped_proposers:
-                self.metrics.proposers_dropped.labels(model, call.model).inc()
+            for dropped in result.dropped:
+                self.metrics.proposers_dropped.labels(model, dropped).inc()
             usage = result.usage
             fields |= {
                 "upstream_calls": len(result.calls),
-                "dropped_proposers": len(result.dropped_proposers),
+                "dropped_proposers": len(result.dropped),
                 "prompt_tokens": usage.prompt_tokens,
                 "completion_tokens": usage.completion_tokens,
                 "cost_usd": round(result.cost_usd, 10),

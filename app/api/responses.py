@@ -46,17 +46,24 @@ def _call_body(call: CallRecord, include_text: bool) -> dict[str, Any]:
     }
     if call.error is not None:
         body["error"] = call.error
+    if call.fallback_for is not None:
+        body["fallback_for"] = call.fallback_for
     if include_text and call.role == "proposer" and call.text is not None:
         body["text"] = call.text
     return body
 
 
 def moa_body(result: MoaResult, include_proposals: bool) -> dict[str, Any]:
-    return {
+    body: dict[str, Any] = {
         "pipeline": result.pipeline,
+        "answered_by": result.answered_by,
         "cost_usd": round(result.cost_usd, 10),
+        "dropped": result.dropped,
         "calls": [_call_body(call, include_proposals) for call in result.calls],
     }
+    if result.degraded is not None:
+        body["degraded"] = result.degraded
+    return body
 
 
 def completion_body(completion: Completion, result: MoaResult, include_proposals: bool) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -31,6 +31,14 @@ class Usage:
 
 
 @dataclass(frozen=True)
+class TopologyOverride:
+    """A request's own proposer layers and/or aggregator for a pipeline."""
+
+    layers: list[list[str]] | None = None
+    aggregator: str | None = None
+
+
+@dataclass(frozen=True)
 class CallSpec:
     """One upstream call the engine wants made."""
 
@@ -53,9 +61,13 @@ class Answer:
 class ChatBackend(Protocol):
     """What the engine needs from the upstream side; app/upstream implements it, tests fake it."""
 
+    def admit(self, model: str) -> bool:
+        """False while the model's circuit breaker is open: the engine skips it if it can."""
+        ...
+
     async def complete(self, spec: CallSpec) -> Answer: ...
 
-    def stream(self, spec: CallSpec) -> AsyncIterator[str | Answer]:
+    def stream(self, spec: CallSpec) -> AsyncGenerator[str | Answer, None]:
         """Text deltas as they arrive, then exactly one final Answer."""
         ...
 
@@ -67,7 +79,7 @@ class CallRecord:
     layer: int
     role: Role
     model: str
-    status: Literal["ok", "error"]
+    status: Literal["ok", "error", "skipped", "cancelled"]
     latency_s: float
     usage: Usage = field(default_factory=Usage)
     cost_usd: float = 0.0
@@ -75,6 +87,7 @@ class CallRecord:
     text: str | None = None
     error: str | None = None
     error_code: str | None = None  # the GatewayError code, e.g. upstream_timeout
+    fallback_for: str | None = None  # this call stood in for that model, which failed
 
 
 @dataclass(frozen=True)
@@ -84,10 +97,9 @@ class MoaResult:
     finish_reason: str
     calls: list[CallRecord]
     upstream_wait_s: float = 0.0  # wall time spent waiting on layers and the final call
-
-    @property
-    def dropped_proposers(self) -> list[CallRecord]:
-        return [c for c in self.calls if c.role == "proposer" and c.status == "error"]
+    dropped: list[str] = field(default_factory=list)  # proposers whose slot gave no answer
+    answered_by: str = ""  # the model whose text is the answer
+    degraded: str | None = None  # set when the answer is not the aggregator's, and why
 
     @property
     def usage(self) -> Usage:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import httpx
@@ -76,7 +76,7 @@ class UpstreamBackend:
             spec, started, text, finish_reason, _usage(payload.get("usage"), spec, text), None
         )
 
-    async def stream(self, spec: CallSpec) -> AsyncIterator[str | Answer]:
+    async def stream(self, spec: CallSpec) -> AsyncGenerator[str | Answer, None]:
         started = time.perf_counter()
         attempt = 0
         ttft_s: float | None = None
