@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import getpass
+import hashlib
+import ipaddress
 import os
 import sys
 from pathlib import Path
+from types import FrameType
 
 import uvicorn
+from fastapi import FastAPI
 
 from app.config import load_config
 from app.errors import ConfigError
@@ -28,10 +33,61 @@ def _serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"moa-gateway: {exc}", file=sys.stderr)
         return 2
+    has_keys = bool(settings.api_key_digests() or config.auth.api_key_sha256)
+    if not has_keys and not settings.allow_unauthenticated and not _is_loopback(settings.host):
+        print(
+            f"moa-gateway: refusing to listen on {settings.host} with no gateway keys: set MOA_API_KEYS "
+            "(or auth.api_key_sha256 in the config), or MOA_ALLOW_UNAUTHENTICATED=true",
+            file=sys.stderr,
+        )
+        return 2
     from app.main import create_app
 
     app = create_app(settings, config)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level, log_config=None)
+    server = _DrainingServer(
+        app,
+        uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            log_config=None,
+            timeout_graceful_shutdown=settings.shutdown_grace_s,
+        ),
+    )
+    server.run()
+    return 0
+
+
+class _DrainingServer(uvicorn.Server):
+    """On SIGTERM/SIGINT, mark the app draining (503 to new requests, /readyz 503) before uvicorn stops
+    accepting and gives in-flight requests `timeout_graceful_shutdown` to finish."""
+
+    def __init__(self, app: FastAPI, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self._app = app
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self._app.state.lifecycle.draining = True
+        super().handle_exit(sig, frame)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _hash_key(args: argparse.Namespace) -> int:
+    key = getpass.getpass("gateway key: ") if sys.stdin.isatty() else sys.stdin.readline()
+    key = key.strip()
+    if not key:
+        print("moa-gateway: no key given", file=sys.stderr)
+        return 2
+    print(hashlib.sha256(key.encode()).hexdigest())
     return 0
 
 
@@ -82,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--api-key", help="require this bearer key")
     simulate.add_argument("--log-level", default="warning")
     simulate.set_defaults(run=_simulate)
+
+    hash_key = commands.add_parser("hash-key", help="print the SHA-256 of a gateway key read from stdin")
+    hash_key.set_defaults(run=_hash_key)
     return parser
 
 

@@ -127,7 +127,7 @@ class PipelineConfig(_Strict):
 
 
 class AuthConfig(_Strict):
-    api_key_sha256: list[str] = Field(
+    api_key_sha256: list[Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]] = Field(
         default_factory=list, description="Gateway keys, as hex SHA-256 digests (`moa-gateway hash-key`)"
     )
 

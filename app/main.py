@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from app.api import chat, health, models, prometheus
 from app.api.errors import install_error_handlers
+from app.api.guards import AuthMiddleware, ChatGuardMiddleware, Lifecycle
 from app.api.middleware import ChatMetricsMiddleware, RequestIdMiddleware
 from app.config import GatewayConfig, load_config
 from app.metrics import Metrics
@@ -31,24 +32,39 @@ def create_app(settings: Settings | None = None, config: GatewayConfig | None = 
     settings = settings or Settings()
     config = config or load_config(settings.config)
     metrics = Metrics()
+    lifecycle = Lifecycle()
     if unpriced := config.unpriced_models():
         logger.warning("models without a price, counted as free: %s", ", ".join(unpriced))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         async with httpx.AsyncClient(limits=UPSTREAM_LIMITS, timeout=httpx.Timeout(120.0)) as client:
+            backend = UpstreamBackend(config, client, metrics)
             yield {
                 "settings": settings,
                 "config": config,
                 "client": client,
                 "metrics": metrics,
-                "engine": MoaEngine(config, UpstreamBackend(config, client, metrics)),
+                "lifecycle": lifecycle,
+                "backend": backend,
+                "engine": MoaEngine(config, backend),
                 "started_at": int(time.time()),
             }
 
     app = FastAPI(title="moa-gateway", version="0.1.0", lifespan=lifespan)
-    app.add_middleware(ChatMetricsMiddleware, metrics=metrics)
-    app.add_middleware(RequestIdMiddleware)  # added last, so outermost: every log line has the id
+    app.state.lifecycle = lifecycle  # the CLI's server marks it draining on SIGTERM
+    # Added innermost first; the request id is outermost so every log line carries it.
+    chat_path = "/v1/chat/completions"
+    app.add_middleware(
+        ChatGuardMiddleware,
+        lifecycle=lifecycle,
+        max_concurrent=settings.max_concurrent_requests,
+        max_body_bytes=settings.max_body_bytes,
+        path=chat_path,
+    )
+    app.add_middleware(AuthMiddleware, key_digests=[*settings.api_key_digests(), *config.auth.api_key_sha256])
+    app.add_middleware(ChatMetricsMiddleware, metrics=metrics, path=chat_path)
+    app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
     for module in (chat, models, health, prometheus):
         app.include_router(module.router)

@@ -47,6 +47,10 @@ class MoaOptions(BaseModel):
     include_proposals: bool = Field(
         default=False, description="Also return each proposer's answer text in the response's `moa.calls`"
     )
+    layers: list[list[str]] | None = Field(
+        default=None, description="Replace the pipeline's proposer layers: model aliases per layer"
+    )
+    aggregator: str | None = Field(default=None, description="Replace the pipeline's aggregator")
 
 
 class ChatCompletionRequest(BaseModel):

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -23,3 +24,27 @@ class Settings(BaseSettings):
         description="Seconds between `: keep-alive` comments while a stream waits on proposers; "
         "also how long a stream may wait before its 200 status is committed.",
     )
+
+    api_keys: SecretStr | None = Field(
+        default=None,
+        description="Comma-separated gateway keys; when set, /v1/* requires one as a bearer token",
+    )
+    allow_unauthenticated: bool = Field(
+        default=False, description="Allow listening on a non-loopback address with no gateway keys"
+    )
+    max_concurrent_requests: int = Field(default=256, ge=1, description="Above it: 429 with Retry-After")
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, description="Larger bodies: 413")
+    max_messages: int = Field(default=1000, ge=1)
+    max_layers: int = Field(default=4, ge=1, description="Limit on a request's own `moa.layers`")
+    max_proposers: int = Field(default=8, ge=1, description="Limit on proposers per layer in `moa.layers`")
+    retry_budget: int = Field(default=4, ge=0, description="Upstream retries one request may spend in all")
+    shutdown_grace_s: float = Field(
+        default=30.0, ge=0, description="On SIGTERM, time given to in-flight requests"
+    )
+
+    def api_key_digests(self) -> list[str]:
+        """SHA-256 hex digests of MOA_API_KEYS; keys are compared as digests, never stored in clear."""
+        if self.api_keys is None:
+            return []
+        keys = [k.strip() for k in self.api_keys.get_secret_value().split(",") if k.strip()]
+        return [hashlib.sha256(k.encode()).hexdigest() for k in keys]

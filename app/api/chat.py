@@ -21,10 +21,13 @@ from app.api.responses import (
     cost_header,
     usage_chunk_body,
 )
+from app.config import GatewayConfig
 from app.errors import GatewayError, InvalidRequestError, error_body
 from app.moa.engine import MoaEngine
-from app.moa.types import MoaResult
+from app.moa.types import MoaResult, TopologyOverride
 from app.protocol import ChatCompletionRequest
+from app.settings import Settings
+from app.upstream.retry import RetryBudget, retry_budget_var
 
 logger = logging.getLogger(__name__)
 router = APIRouter()
@@ -50,12 +53,40 @@ def parse_chat_request(raw: bytes) -> ChatCompletionRequest:
         raise validation_error(exc) from None
 
 
+def check_limits(body: ChatCompletionRequest, config: GatewayConfig, settings: Settings) -> None:
+    """Request-size limits, and a request's own topology: known aliases, within the caps."""
+    if len(body.messages) > settings.max_messages:
+        raise InvalidRequestError(f"messages: at most {settings.max_messages} messages", param="messages")
+    layers = body.moa.layers
+    if layers is not None:
+        if not 1 <= len(layers) <= settings.max_layers:
+            raise InvalidRequestError(f"moa.layers: 1 to {settings.max_layers} layers", param="moa.layers")
+        for i, layer in enumerate(layers):
+            if not 1 <= len(layer) <= settings.max_proposers:
+                message = f"moa.layers[{i}]: 1 to {settings.max_proposers} proposers"
+                raise InvalidRequestError(message, param=f"moa.layers[{i}]")
+            for j, alias in enumerate(layer):
+                if alias not in config.models:
+                    raise InvalidRequestError(
+                        f"moa.layers[{i}][{j}]: unknown model {alias!r}", param=f"moa.layers[{i}][{j}]"
+                    )
+    aggregator = body.moa.aggregator
+    if aggregator is not None and aggregator not in config.models:
+        raise InvalidRequestError(f"moa.aggregator: unknown model {aggregator!r}", param="moa.aggregator")
+
+
 @router.post("/v1/chat/completions", openapi_extra=_SCHEMA)
 async def chat_completions(request: Request) -> Response:
     """Create a chat completion; a pipeline id runs Mixture-of-Agents."""
     body = parse_chat_request(await request.body())
+    settings: Settings = request.state.settings
+    check_limits(body, request.state.config, settings)
+    retry_budget_var.set(RetryBudget(settings.retry_budget))
     engine: MoaEngine = request.state.engine
-    plan = engine.plan(body.model)
+    override = None
+    if body.moa.layers is not None or body.moa.aggregator is not None:
+        override = TopologyOverride(body.moa.layers, body.moa.aggregator)
+    plan = engine.plan(body.model, override)
     request.state.moa_model = plan.model_id  # a config name from here on: safe as a metric label
     request.state.moa_stream = body.stream
     completion = Completion(model=body.model)

@@ -31,13 +31,19 @@ def validation_error(exc: RequestValidationError | Exception) -> InvalidRequestE
     return InvalidRequestError(f"{param}: {message}" if param else message, param=param)
 
 
+# The OpenAI SDK retries 408, 409, 429 and 5xx by default. Our 5xx come after our own retries, and a
+# client retry would re-run a whole fan-out for nothing: tell the SDK so. 429 and 503 may help.
+NO_RETRY = {"x-should-retry": "false"}
+
+
 async def _gateway_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, GatewayError)
     if exc.status_code >= 500:
         logger.warning("%s %s -> %d: %s", request.method, request.url.path, exc.status_code, exc.message)
     else:
         logger.info("%s %s -> %d: %s", request.method, request.url.path, exc.status_code, exc.message)
-    return error_response(exc.status_code, exc.to_body())
+    headers = None if exc.status_code in (429, 503) else NO_RETRY
+    return error_response(exc.status_code, exc.to_body(), headers)
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:

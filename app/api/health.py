@@ -17,15 +17,18 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 async def readyz(request: Request) -> JSONResponse:
-    """The config is loaded and the upstream client is open."""
+    """The config is loaded, the upstream client is open, and the process is not shutting down."""
     client: httpx.AsyncClient = request.state.client
-    ready = not client.is_closed
+    draining = request.state.lifecycle.draining
+    ready = not client.is_closed and not draining
     config = request.state.config
+    circuits = request.state.backend.circuit_states()
     return JSONResponse(
         {
-            "status": "ready" if ready else "not ready",
+            "status": "draining" if draining else "ready" if ready else "not ready",
             "pipelines": len(config.pipelines),
             "models": len(config.models),
+            "open_circuits": sorted(alias for alias, state in circuits.items() if state != "closed"),
         },
         status_code=200 if ready else 503,
     )

@@ -1,0 +1,179 @@
+"""Pure-ASGI guards in front of the API: gateway keys, admission control, body size, client disconnects."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+from dataclasses import dataclass
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.errors import error_body
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Lifecycle:
+    """Set `draining` when shutdown begins: new requests get 503 so a load balancer moves on."""
+
+    draining: bool = False
+
+
+async def send_error(
+    send: Send, status: int, message: str, error_type: str, code: str, headers: dict[str, str] | None = None
+) -> None:
+    body = orjson.dumps(error_body(message, error_type, code=code))
+    raw_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    raw_headers += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class AuthMiddleware:
+    """With gateway keys configured, `/v1/*` needs `Authorization: Bearer <key>`.
+
+    Keys are kept as SHA-256 digests and compared in constant time, against every digest.
+    """
+
+    def __init__(self, app: ASGIApp, key_digests: list[str]) -> None:
+        self.app = app
+        self.digests = [bytes.fromhex(d) for d in key_digests]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self.digests or scope["type"] != "http" or not scope["path"].startswith("/v1/"):
+            await self.app(scope, receive, send)
+            return
+        header = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
+        scheme, _, key = header.partition(b" ")
+        presented = hashlib.sha256(key.strip()).digest()
+        matched = False
+        for digest in self.digests:  # no early exit: time does not tell which key is close
+            matched |= hmac.compare_digest(presented, digest)
+        if scheme.lower() != b"bearer" or not matched:
+            await send_error(
+                send,
+                401,
+                "Incorrect or missing API key: send `Authorization: Bearer <key>`",
+                "invalid_request_error",
+                "invalid_api_key",
+                {"www-authenticate": "Bearer", "x-should-retry": "false"},
+            )
+            return
+        await self.app(scope, receive, send)
+
+
+class ChatGuardMiddleware:
+    """For chat completions: refuse while draining (503) or above the concurrency cap (429), cap the body
+    (413), and cancel the request, with every upstream call in it, as soon as the client disconnects."""
+
+    def __init__(
+        self, app: ASGIApp, lifecycle: Lifecycle, max_concurrent: int, max_body_bytes: int, path: str
+    ) -> None:
+        self.app = app
+        self.lifecycle = lifecycle
+        self.max_concurrent = max_concurrent
+        self.max_body_bytes = max_body_bytes
+        self.path = path
+        self.active = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != self.path:
+            await self.app(scope, receive, send)
+            return
+        retry_soon = {"retry-after": "1"}
+        if self.lifecycle.draining:
+            await send_error(
+                send, 503, "The gateway is shutting down", "server_error", "shutting_down", retry_soon
+            )
+            return
+        if self.active >= self.max_concurrent:
+            message = f"The gateway is serving its limit of {self.max_concurrent} requests; retry shortly"
+            await send_error(send, 429, message, "rate_limit_error", "concurrency_limit", retry_soon)
+            return
+        declared = next((v for k, v in scope["headers"] if k == b"content-length"), b"0")
+        if declared.isdigit() and int(declared) > self.max_body_bytes:
+            await self._too_large(send)
+            return
+        self.active += 1
+        try:
+            await self._serve(scope, receive, send)
+        finally:
+            self.active -= 1
+
+    async def _too_large(self, send: Send) -> None:
+        message = f"The request body is larger than {self.max_body_bytes} bytes"
+        await send_error(
+            send, 413, message, "invalid_request_error", "request_too_large", {"x-should-retry": "false"}
+        )
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Read the body (capped), then run the app in a task of its own, replaying the body to it, while
+        this middleware, the only reader of `receive`, cancels that task on `http.disconnect`."""
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return  # gone before the body arrived: nothing to answer
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                await self._too_large(send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        disconnected = asyncio.Event()
+        replayed = False
+
+        async def app_receive() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            await disconnected.wait()
+            return {"type": "http.disconnect"}
+
+        answered = False
+
+        async def send_tracking_end(message: Message) -> None:
+            nonlocal answered
+            await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                answered = (
+                    True  # after this the server reports `http.disconnect` at once: not a client leaving
+                )
+
+        async def run_app() -> None:
+            await self.app(scope, app_receive, send_tracking_end)
+
+        app_task = asyncio.create_task(run_app())
+
+        async def watch() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            disconnected.set()
+            if not app_task.done() and not answered:
+                logger.info("client disconnected: cancelling the request")
+                app_task.cancel()
+
+        watcher = asyncio.create_task(watch())
+        try:
+            await app_task
+        except asyncio.CancelledError:
+            if not disconnected.is_set() or _cancelling():
+                raise  # the server is cancelling us, not the client leaving
+        finally:
+            watcher.cancel()
+            if not app_task.done():
+                app_task.cancel()
+
+
+def _cancelling() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
