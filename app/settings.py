@@ -38,8 +38,8 @@ class Settings(BaseSettings):
     max_layers: int = Field(default=4, ge=1, description="Limit on a request's own `moa.layers`")
     max_proposers: int = Field(default=8, ge=1, description="Limit on proposers per layer in `moa.layers`")
     retry_budget: int = Field(default=4, ge=0, description="Upstream retries one request may spend in all")
-    shutdown_grace_s: float = Field(
-        default=30.0, ge=0, description="On SIGTERM, time given to in-flight requests"
+    shutdown_grace_s: int = Field(
+        default=30, ge=0, description="On SIGTERM, seconds given to in-flight requests"
     )
 
     def api_key_digests(self) -> list[str]:
