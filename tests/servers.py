@@ -41,3 +41,53 @@ class ServerThread:
         self._server.should_exit = True
         self._thread.join(timeout=10)
         self._socket.close()
+
+
+class HangingUpstream:
+    """A raw ASGI upstream that never answers, and notes when each request arrives and when its client
+    (the gateway) closes the connection: the observable end of a cancelled upstream call."""
+
+    def __init__(self) -> None:
+        self.arrived: list[float] = []
+        self.closed: list[float] = []
+        self._lock = threading.Lock()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                await send({"type": message["type"] + ".complete"})
+                if message["type"] == "lifespan.shutdown":
+                    return
+        while (await receive()).get("more_body"):  # read the request body
+            pass
+        with self._lock:
+            self.arrived.append(time.monotonic())
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        with self._lock:
+            self.closed.append(time.monotonic())
+
+    def wait(self, what: list[float], count: int, timeout_s: float = 5.0) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with self._lock:
+                if len(what) >= count:
+                    return True
+            time.sleep(0.002)
+        return False
+
+
+def raw_chat_request(port: int, stream: bool, model: str = "moa") -> socket.socket:
+    """Send a chat completion over a bare socket, so the caller controls exactly when it closes."""
+    body = b'{"model": "%s", "messages": [{"role": "user", "content": "hi"}], "stream": %s}' % (
+        model.encode(),
+        b"true" if stream else b"false",
+    )
+    head = (
+        f"POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\n\r\n"
+    ).encode()
+    client = socket.create_connection(("127.0.0.1", port))
+    client.sendall(head + body)
+    return client

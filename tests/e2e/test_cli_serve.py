@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import signal
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import openai
+import pytest
 
 from tests.conftest import SIM_KEY
 from tests.servers import ServerThread
@@ -124,3 +126,57 @@ def test_serve_refuses_to_start_on_a_bad_config(tmp_path: Path) -> None:
 
     assert process.returncode == 2
     assert f"{config}: providers.remote.api_key: environment variable SIM_TEST_KEY is not set" in output
+
+
+SLOW = """
+providers:
+  sim: {type: simulated, ttft_ms: 1500, tokens_per_s: 0}
+models:
+  slow: {provider: sim}
+"""
+
+
+def test_sigterm_lets_the_request_in_flight_finish_and_refuses_new_connections(tmp_path: Path) -> None:
+    config = tmp_path / "slow.yaml"
+    config.write_text(SLOW)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = serve(config, port, {"MOA_SHUTDOWN_GRACE_S": "10"})
+    try:
+        wait_ready(url, process)
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            body = {"model": "slow", "messages": [{"role": "user", "content": "hi"}]}
+            in_flight = pool.submit(httpx.post, f"{url}/v1/chat/completions", json=body, timeout=20)
+            deadline = time.monotonic() + 10
+            while "moa_requests_in_flight 1.0" not in httpx.get(f"{url}/metrics").text:
+                assert time.monotonic() < deadline, "the request never started"
+                time.sleep(0.02)
+            process.send_signal(signal.SIGTERM)
+            response = in_flight.result(timeout=20)
+        output, _ = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+    assert response.status_code == 200, "the request in flight at SIGTERM was answered"
+    assert response.json()["choices"][0]["message"]["content"].startswith("[slow]")
+    assert "Application shutdown complete" in output
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{url}/healthz", timeout=2)
+
+
+def test_serve_refuses_a_public_address_without_gateway_keys(tmp_path: Path) -> None:
+    config = tmp_path / "slow.yaml"
+    config.write_text(SLOW)
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve", "--config", str(config), "--host", "0.0.0.0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("MOA_")},
+    )
+    output, _ = process.communicate(timeout=30)
+
+    assert process.returncode == 2
+    assert "refusing to listen on 0.0.0.0 with no gateway keys" in output
