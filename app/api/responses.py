@@ -46,6 +46,7 @@ def _call_body(call: CallRecord, include_text: bool) -> dict[str, Any]:
     }
     if call.error is not None:
         body["error"] = call.error
+        body["error_code"] = call.error_code
     if call.fallback_for is not None:
         body["fallback_for"] = call.fallback_for
     if include_text and call.role == "proposer" and call.text is not None:
