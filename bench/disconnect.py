@@ -13,7 +13,7 @@ import time
 from app.config import parse_config
 from app.main import create_app
 from app.settings import Settings
-from tests.servers import HangingUpstream, ServerThread, raw_chat_request
+from tests.servers import HangingUpstream, ServerThread, hanging_moa_config, raw_chat_request
 
 
 def main() -> None:
@@ -23,15 +23,7 @@ def main() -> None:
 
     upstream = HangingUpstream()
     with ServerThread(upstream) as upstream_server:
-        provider = {"type": "openai", "base_url": f"{upstream_server.url}/v1", "timeout_s": 60}
-        config = parse_config(
-            {
-                "providers": {"slow": provider},
-                "models": {name: {"provider": "slow"} for name in ["a", "b", "c", "agg"]},
-                "pipelines": {"moa": {"layers": [{"proposers": ["a", "b", "c"]}], "aggregator": "agg"}},
-            },
-            "bench",
-        )
+        config = parse_config(hanging_moa_config(upstream_server.url), "bench")
         with ServerThread(create_app(Settings(), config)) as gateway:
             print(f"{'mode':>6} {'trials':>6} {'p50 ms':>8} {'max ms':>8}")
             for stream in (False, True):

@@ -91,3 +91,13 @@ def raw_chat_request(port: int, stream: bool, model: str = "moa") -> socket.sock
     client = socket.create_connection(("127.0.0.1", port))
     client.sendall(head + body)
     return client
+
+
+def hanging_moa_config(upstream_url: str) -> dict[str, Any]:
+    """A 3-proposer pipeline `moa` whose every model is on `upstream_url` (a HangingUpstream)."""
+    provider = {"type": "openai", "base_url": f"{upstream_url}/v1", "timeout_s": 60}
+    return {
+        "providers": {"slow": provider},
+        "models": {name: {"provider": "slow"} for name in ["a", "b", "c", "agg"]},
+        "pipelines": {"moa": {"layers": [{"proposers": ["a", "b", "c"]}], "aggregator": "agg"}},
+    }

@@ -87,16 +87,22 @@ def completion_body(completion: Completion, result: MoaResult, include_proposals
     }
 
 
-def chunk_body(
-    completion: Completion, delta: dict[str, Any], finish_reason: str | None, include_usage: bool
-) -> dict[str, Any]:
-    body: dict[str, Any] = {
+def _chunk(completion: Completion, choices: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
         "id": completion.id,
         "object": "chat.completion.chunk",
         "created": completion.created,
         "model": completion.model,
-        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
+        "choices": choices,
     }
+
+
+def chunk_body(
+    completion: Completion, delta: dict[str, Any], finish_reason: str | None, include_usage: bool
+) -> dict[str, Any]:
+    body = _chunk(
+        completion, [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]
+    )
     if include_usage:  # OpenAI sends `usage: null` on every chunk but the last when usage is asked for
         body["usage"] = None
     return body
@@ -104,11 +110,7 @@ def chunk_body(
 
 def usage_chunk_body(completion: Completion, result: MoaResult, include_proposals: bool) -> dict[str, Any]:
     return {
-        "id": completion.id,
-        "object": "chat.completion.chunk",
-        "created": completion.created,
-        "model": completion.model,
-        "choices": [],
+        **_chunk(completion, []),
         "usage": usage_body(result.usage),
         "moa": moa_body(result, include_proposals),
     }

@@ -125,17 +125,7 @@ class MoaEngine:
         except TimeoutError:
             raise _deadline_error(plan) from None
         records.extend(final.records)
-        if final.answer is not None:
-            return MoaResult(
-                plan.pipeline,
-                final.answer.text,
-                final.answer.finish_reason,
-                records,
-                waited_s,
-                dropped,
-                final.answered_by,
-            )
-        return self._fallback_result(plan, proposals, final, records, waited_s, dropped)
+        return self._result(plan, proposals, final, records, waited_s, dropped)
 
     async def stream(
         self, plan: Plan, messages: list[Message], params: dict[str, Any]
@@ -184,19 +174,9 @@ class MoaEngine:
         except TimeoutError:
             raise _deadline_error(plan) from None
         records.extend(final.records)
-        if final.answer is not None:
-            yield MoaResult(
-                plan.pipeline,
-                final.answer.text,
-                final.answer.finish_reason,
-                records,
-                waited_s,
-                dropped,
-                final.answered_by,
-            )
-            return
-        result = self._fallback_result(plan, proposals, final, records, waited_s, dropped)
-        yield result.text
+        result = self._result(plan, proposals, final, records, waited_s, dropped)
+        if result.degraded:  # nothing was streamed yet: the stand-in answer goes out in one piece
+            yield result.text
         yield result
 
     def _deadline(self, plan: Plan) -> float | None:
@@ -324,7 +304,7 @@ class MoaEngine:
             return None
         return CallSpec(number, role, alias, messages, self._params(alias, params, pinned=proposer))
 
-    def _fallback_result(
+    def _result(
         self,
         plan: Plan,
         proposals: list[tuple[str, Answer]],
@@ -333,7 +313,18 @@ class MoaEngine:
         waited_s: float,
         dropped: list[str],
     ) -> MoaResult:
-        """The final chain gave no answer: the first proposal if the pipeline allows, else the error."""
+        """The final call's answer; if it gave none, the first proposal if the pipeline allows, else the error."""
+        if final.answer is not None:
+            answer = final.answer
+            return MoaResult(
+                plan.pipeline,
+                answer.text,
+                answer.finish_reason,
+                records,
+                waited_s,
+                dropped,
+                final.answered_by,
+            )
         if plan.best_proposal_fallback and proposals:
             model, answer = proposals[0]
             return MoaResult(

@@ -175,16 +175,7 @@ class UpstreamBackend:
             if price
             else 0.0
         )
-        self._metrics.upstream_call(
-            provider=self._config.provider_of(spec.model),
-            model=spec.model,
-            role=spec.role,
-            outcome="ok",
-            duration_s=duration_s,
-            usage=usage,
-            cost_usd=cost,
-            ttft_s=ttft_s,
-        )
+        self._observe(spec, "ok", duration_s, usage=usage, cost_usd=cost, ttft_s=ttft_s)
         self._log(
             logging.INFO,
             spec,
@@ -206,27 +197,25 @@ class UpstreamBackend:
             self._breakers[spec.model].record_failure()
         self._publish_circuit(spec.model)
         outcome = "timeout" if exc.kind == "timeout" else "error"
-        self._metrics.upstream_call(
-            provider=self._config.provider_of(spec.model),
-            model=spec.model,
-            role=spec.role,
-            outcome=outcome,
-            duration_s=duration_s,
-            error_kind=exc.kind,
-        )
+        self._observe(spec, outcome, duration_s, error_kind=exc.kind)
         self._log(logging.WARNING, spec, outcome, duration_s, kind=exc.kind, error=exc.message)
 
     def _cancelled(self, spec: CallSpec, started: float) -> None:
         duration_s = time.perf_counter() - started
         self._breakers[spec.model].release_trial()
+        self._observe(spec, "cancelled", duration_s)
+        self._log(logging.INFO, spec, "cancelled", duration_s)
+
+    def _observe(self, spec: CallSpec, outcome: str, duration_s: float, **details: Any) -> None:
+        provider = self._config.provider_of(spec.model)
         self._metrics.upstream_call(
-            provider=self._config.provider_of(spec.model),
+            provider=provider,
             model=spec.model,
             role=spec.role,
-            outcome="cancelled",
+            outcome=outcome,
             duration_s=duration_s,
+            **details,
         )
-        self._log(logging.INFO, spec, "cancelled", duration_s)
 
     def _log(self, level: int, spec: CallSpec, outcome: str, duration_s: float, **extra: Any) -> None:
         fields = {

@@ -12,22 +12,14 @@ from app.config import parse_config
 from app.main import create_app
 from app.settings import Settings
 from tests.metrics_scrape import Scrape
-from tests.servers import HangingUpstream, ServerThread, raw_chat_request
+from tests.servers import HangingUpstream, ServerThread, hanging_moa_config, raw_chat_request
 
 
 @pytest.fixture
 def hanging() -> Iterator[tuple[HangingUpstream, ServerThread]]:
     upstream = HangingUpstream()
     with ServerThread(upstream) as upstream_server:
-        provider = {"type": "openai", "base_url": f"{upstream_server.url}/v1", "timeout_s": 60}
-        config = parse_config(
-            {
-                "providers": {"slow": provider},
-                "models": {name: {"provider": "slow"} for name in ["a", "b", "c", "agg"]},
-                "pipelines": {"moa": {"layers": [{"proposers": ["a", "b", "c"]}], "aggregator": "agg"}},
-            },
-            "test",
-        )
+        config = parse_config(hanging_moa_config(upstream_server.url), "test")
         with ServerThread(create_app(Settings(sse_keepalive_s=0.05), config)) as gateway:
             yield upstream, gateway
 

@@ -158,15 +158,23 @@ async def _fail_before_answering(fault: str | None, profile: SimProfile) -> None
         raise SimulatedHTTPError(200, b"<html><body>Upstream proxy error</body></html>", {}, "text/html")
 
 
-async def complete(
-    body: dict[str, Any], defaults: SimProfile, counter: FaultCounter | None = None
-) -> dict[str, Any]:
+async def _prepare(
+    body: dict[str, Any], defaults: SimProfile, counter: FaultCounter | None
+) -> tuple[SimProfile, _Reply, str | None]:
+    """The request's profile, the reply to give, and the fault to play (after those that strike first)."""
     profile = defaults.override(body)
     reply = _reply(body, profile)
     fault = profile.active_fault(counter or FaultCounter())
     await _fail_before_answering(fault, profile)
     if fault == "trickle":
         profile = replace(profile, tokens_per_s=1.0)
+    return profile, reply, fault
+
+
+async def complete(
+    body: dict[str, Any], defaults: SimProfile, counter: FaultCounter | None = None
+) -> dict[str, Any]:
+    profile, reply, fault = await _prepare(body, defaults, counter)
     started = time.perf_counter()
     rate_s = len(reply.pieces) / profile.tokens_per_s if profile.tokens_per_s > 0 else 0.0
     await _sleep_until(started + profile.ttft_ms / 1000 + rate_s)
@@ -196,12 +204,7 @@ async def stream(
     body: dict[str, Any], defaults: SimProfile, counter: FaultCounter | None = None
 ) -> AsyncIterator[dict[str, Any]]:
     """Chat completion chunks: role, one token each, finish; a usage chunk when asked for."""
-    profile = defaults.override(body)
-    reply = _reply(body, profile)
-    fault = profile.active_fault(counter or FaultCounter())
-    await _fail_before_answering(fault, profile)
-    if fault == "trickle":
-        profile = replace(profile, tokens_per_s=1.0)
+    profile, reply, fault = await _prepare(body, defaults, counter)
     started = time.perf_counter()
     first_token_at = started + profile.ttft_ms / 1000
     base = {
