@@ -51,7 +51,8 @@ async def with_keepalive(source: AsyncIterator[T], interval_s: float) -> AsyncIt
     try:
         while True:
             try:
-                item = await asyncio.wait_for(queue.get(), interval_s)
+                async with asyncio.timeout(interval_s):  # unlike wait_for, no task per item
+                    item = await queue.get()
             except TimeoutError:
                 yield KEEPALIVE
                 continue
