@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
+from httpx_aiohttp import AiohttpTransport
 
 from app.api import chat, health, models, prometheus
 from app.api.errors import install_error_handlers
@@ -38,7 +39,8 @@ def create_app(settings: Settings | None = None, config: GatewayConfig | None = 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        async with httpx.AsyncClient(limits=UPSTREAM_LIMITS, timeout=httpx.Timeout(120.0)) as client:
+        transport = AiohttpTransport(limits=UPSTREAM_LIMITS)
+        async with httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(120.0)) as client:
             backend = UpstreamBackend(config, client, metrics)
             yield {
                 "settings": settings,

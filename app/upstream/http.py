@@ -103,10 +103,12 @@ class HttpTransport:
 
     def _timed_out(self, alias: str, exc: BaseException, what: str) -> UpstreamError:
         if isinstance(exc, httpx.ConnectTimeout):
-            return UpstreamError(f"model {alias}: could not connect in time", model=alias, kind="connection")
+            # The aiohttp transport reports every connection failure (refused, reset, closed) as a
+            # ConnectTimeout; its message says which it was.
+            return self._unreachable(alias, exc)
         return UpstreamTimeoutError(f"model {alias}: {what}", model=alias)
 
-    def _unreachable(self, alias: str, exc: httpx.HTTPError) -> UpstreamError:
+    def _unreachable(self, alias: str, exc: BaseException) -> UpstreamError:
         reason = redact(str(exc) or type(exc).__name__, self._secrets)
         return UpstreamError(
             f"model {alias}: the provider could not be reached ({reason})", model=alias, kind="connection"
