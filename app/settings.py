@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     max_messages: int = Field(default=1000, ge=1)
     max_layers: int = Field(default=4, ge=1, description="Limit on a request's own `moa.layers`")
     max_proposers: int = Field(default=8, ge=1, description="Limit on proposers per layer in `moa.layers`")
+    upstream_transport: Literal["aiohttp", "httpx"] = Field(
+        default="aiohttp",
+        description="Connection pool under the httpx client: aiohttp's (faster under fan-out) or httpx's own",
+    )
     retry_budget: int = Field(default=4, ge=0, description="Upstream retries one request may spend in all")
     shutdown_grace_s: int = Field(
         default=30, ge=0, description="On SIGTERM, seconds given to in-flight requests"

@@ -126,7 +126,7 @@ def test_metrics_of_the_real_server_count_the_http_providers_calls(sim_server: S
         sdk(server) as client,
     ):
         client.chat.completions.create(model="moa", messages=ASK)
-        client.chat.completions.create(model="moa-1", messages=ASK, stream=True).close()
+        list(client.chat.completions.create(model="moa-1", messages=ASK, stream=True))
         scrape = Scrape(httpx.get(f"{server.url}/metrics").text)
 
     count = "moa_upstream_request_duration_seconds_count"
