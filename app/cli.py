@@ -53,6 +53,7 @@ def _serve(args: argparse.Namespace) -> int:
             log_level=settings.log_level,
             log_config=None,
             timeout_graceful_shutdown=settings.shutdown_grace_s,
+            timeout_keep_alive=settings.keep_alive_s,
         ),
     )
     server.run()

@@ -66,7 +66,7 @@ class ChatCompletionRequest(BaseModel):
     response_format: dict[str, Any] | None = None
     seed: int | None = None
     stop: str | list[str] | None = None
-    stream: bool = False
+    stream: bool | None = False  # the OpenAI SDK sends null for stream=None
     stream_options: StreamOptions | None = None
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)

@@ -6,7 +6,7 @@ import hashlib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -18,6 +18,9 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"
+    keep_alive_s: int = Field(
+        default=75, ge=1, description="Idle keep-alive of client connections; keep it above your load balancer's"
+    )
     sse_keepalive_s: float = Field(
         default=1.0,
         gt=0,
@@ -45,6 +48,11 @@ class Settings(BaseSettings):
     shutdown_grace_s: int = Field(
         default=30, ge=0, description="On SIGTERM, seconds given to in-flight requests"
     )
+
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _lowercase(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
 
     def api_key_digests(self) -> list[str]:
         """SHA-256 hex digests of MOA_API_KEYS; keys are compared as digests, never stored in clear."""

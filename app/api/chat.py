@@ -88,7 +88,7 @@ async def chat_completions(request: Request) -> Response:
         override = TopologyOverride(body.moa.layers, body.moa.aggregator)
     plan = engine.plan(body.model, override)
     request.state.moa_model = plan.model_id  # a config name from here on: safe as a metric label
-    request.state.moa_stream = body.stream
+    request.state.moa_stream = bool(body.stream)
     completion = Completion(model=body.model)
     if not body.stream:
         result = await engine.run(plan, body.message_dicts(), body.sampling_params())

@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import openai
 import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 from app.main import create_app
 from app.settings import Settings
 from tests.conftest import simulated_config
+from tests.servers import ServerThread
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -94,3 +96,36 @@ def test_any_json(client: TestClient, body: Any) -> None:
 @given(raw=st.binary(max_size=200))
 def test_any_bytes(client: TestClient, raw: bytes) -> None:
     check(client, raw)
+
+
+# OpenAI marks these request fields nullable; clients that serialise unset options as null (the openai
+# SDK does for an explicit None) must get the same answer as when the field is left out.
+NULLABLE = [
+    "frequency_penalty", "logit_bias", "logprobs", "max_completion_tokens", "max_tokens", "n",
+    "presence_penalty", "seed", "stop", "stream", "stream_options", "temperature", "top_logprobs", "top_p",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("field", NULLABLE)
+def test_an_explicit_null_is_the_same_as_leaving_the_field_out(client: TestClient, field: str) -> None:
+    body = {"model": "moa-1", "messages": [{"role": "user", "content": "Why?"}], field: None}
+
+    response = client.post("/v1/chat/completions", json=body)
+
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    assert response.json()["choices"][0]["message"]["content"].startswith("[omega] Synthesis of 3 responses")
+
+
+def test_the_sdk_may_pass_stream_none() -> None:
+    """`stream: Optional[Literal[False]]` in openai-python's types: None is sent as `"stream": null`."""
+    with (
+        ServerThread(create_app(Settings(), simulated_config())) as server,
+        openai.OpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0) as sdk,
+    ):
+        completion = sdk.chat.completions.create(
+            model="moa-1", messages=[{"role": "user", "content": "Why?"}], stream=None
+        )
+
+    content = completion.choices[0].message.content
+    assert content is not None and content.startswith("[omega] Synthesis of 3 responses")
