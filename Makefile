@@ -26,5 +26,9 @@ lint: $(VENV)/.installed
 test: lint
 	$(BIN)/pytest
 
+# The benchmark suite (needs wrk; installs it from Debian when run as root). About 6 minutes.
+bench: $(VENV)/.installed
+	$(BIN)/python -m bench.suite
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

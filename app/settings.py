@@ -19,7 +19,9 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"
     keep_alive_s: int = Field(
-        default=75, ge=1, description="Idle keep-alive of client connections; keep it above your load balancer's"
+        default=75,
+        ge=1,
+        description="Idle keep-alive of client connections; keep it above your load balancer's",
     )
     sse_keepalive_s: float = Field(
         default=1.0,

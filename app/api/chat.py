@@ -125,23 +125,25 @@ async def _sse_frames(
     first_token_seen = False
     yield sse.event(chunk_body(completion, {"role": "assistant", "content": ""}, None, include_usage))
     try:
-        item = first
+        batch = first
         while True:
-            if item is sse.KEEPALIVE:
+            if batch is sse.KEEPALIVE:
                 yield sse.KEEPALIVE_COMMENT
-            elif isinstance(item, str):
-                if not first_token_seen:
-                    first_token_seen = True
-                    elapsed = time.perf_counter() - state.moa_started
-                    state.metrics.response_ttft.labels(state.moa_model).observe(elapsed)
-                yield sse.event(chunk_body(completion, {"content": item}, None, include_usage))
-            elif isinstance(item, MoaResult):
-                state.moa_result = item
-                yield sse.event(chunk_body(completion, {}, item.finish_reason, include_usage))
-                if include_usage:
-                    yield sse.event(usage_chunk_body(completion, item, body.moa.include_proposals))
+            else:
+                text = "".join(item for item in batch if isinstance(item, str))
+                if text:  # the deltas that arrived together go out as one chunk
+                    if not first_token_seen:
+                        first_token_seen = True
+                        elapsed = time.perf_counter() - state.moa_started
+                        state.metrics.response_ttft.labels(state.moa_model).observe(elapsed)
+                    yield sse.event(chunk_body(completion, {"content": text}, None, include_usage))
+                for result in (item for item in batch if isinstance(item, MoaResult)):
+                    state.moa_result = result
+                    yield sse.event(chunk_body(completion, {}, result.finish_reason, include_usage))
+                    if include_usage:
+                        yield sse.event(usage_chunk_body(completion, result, body.moa.include_proposals))
             try:
-                item = await anext(events)
+                batch = await anext(events)
             except StopAsyncIteration:
                 break
     except GatewayError as exc:  # after the first byte, errors travel in-band

@@ -30,13 +30,15 @@ class _End:
     pass
 
 
-async def with_keepalive(source: AsyncIterator[T], interval_s: float) -> AsyncIterator[T | _KeepAlive]:
-    """Items of `source`, with KEEPALIVE whenever none came for `interval_s`.
+async def with_keepalive(source: AsyncIterator[T], interval_s: float) -> AsyncIterator[list[T] | _KeepAlive]:
+    """The items of `source` in batches: each batch holds every item that was ready, so a fast upstream
+    costs one write per batch rather than per token, and a slow one still goes out item by item. Yields
+    KEEPALIVE whenever nothing came for `interval_s`.
 
     The source runs in one task of its own, so its timeouts and task groups stay in one task; closing
     this iterator (a client disconnect) cancels that task and with it every upstream call.
     """
-    queue: asyncio.Queue[T | _End | BaseException] = asyncio.Queue(maxsize=1)
+    queue: asyncio.Queue[T | _End | BaseException] = asyncio.Queue(maxsize=256)
 
     async def pump() -> None:
         try:
@@ -50,17 +52,27 @@ async def with_keepalive(source: AsyncIterator[T], interval_s: float) -> AsyncIt
     task = asyncio.create_task(pump())
     try:
         while True:
-            try:
-                async with asyncio.timeout(interval_s):  # unlike wait_for, no task per item
-                    item = await queue.get()
-            except TimeoutError:
-                yield KEEPALIVE
-                continue
-            if isinstance(item, _End):
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
+            if queue.empty():
+                try:
+                    async with asyncio.timeout(interval_s):  # unlike wait_for, no task per wait
+                        ready = [await queue.get()]
+                except TimeoutError:
+                    yield KEEPALIVE
+                    continue
+            else:
+                ready = []
+            while not queue.empty():
+                ready.append(queue.get_nowait())
+            batch: list[T] = []
+            for item in ready:
+                if isinstance(item, _End | BaseException):
+                    if batch:
+                        yield batch
+                    if isinstance(item, BaseException):
+                        raise item
+                    return
+                batch.append(item)
+            yield batch
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -149,8 +149,11 @@ class MoaEngine:
                     async with contextlib.aclosing(self._backend.stream(spec)) as pieces:
                         while True:
                             # The deadline covers each wait for the upstream, not our client's reads.
-                            async with asyncio.timeout_at(deadline):
+                            if deadline is None:
                                 piece = await anext(pieces, None)
+                            else:
+                                async with asyncio.timeout_at(deadline):
+                                    piece = await anext(pieces, None)
                             if piece is None:
                                 break
                             if isinstance(piece, str):
