@@ -99,15 +99,16 @@ def process(args: list[str], ready_url: str, env: dict[str, str] | None = None) 
             proc.kill()
 
 
-def wrk(
-    wrk_bin: str, url: str, body: dict[str, Any], connections: int, duration_s: float, limit: int = 0
-) -> Run:
+def wrk(wrk_bin: str, url: str, body: dict[str, Any], connections: int, duration_s: float) -> Run:
+    stream = " stream" if body.get("stream") else ""
+    progress(f"wrk -c{connections} {round(duration_s)}s model={body['model']}{stream} {url}")
     threads = 1 if connections == 1 else 2
-    env = {**os.environ, "BODY": json.dumps(body), "MAX_PER_THREAD": str(limit // threads if limit else 0)}
-    args = [wrk_bin, f"-t{threads}", f"-c{connections}", f"-d{duration_s:g}s", "--timeout", "5s"]
+    env = {**os.environ, "BODY": json.dumps(body)}
+    seconds = max(1, round(duration_s))  # wrk takes whole seconds only
+    args = [wrk_bin, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s"]
     args += ["-s", str(BENCH / "post.lua"), url]
     out = subprocess.run(
-        args, env=env, capture_output=True, text=True, timeout=duration_s + 60, check=True
+        args, env=env, capture_output=True, text=True, timeout=seconds + 60, check=True
     ).stdout
     line = next(line for line in out.splitlines() if line.startswith("BENCH "))
     stats = json.loads(line.removeprefix("BENCH "))

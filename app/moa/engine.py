@@ -317,30 +317,16 @@ class MoaEngine:
         dropped: list[str],
     ) -> MoaResult:
         """The final call's answer; if it gave none, the first proposal if the pipeline allows, else the error."""
+        degraded = None
         if final.answer is not None:
-            answer = final.answer
-            return MoaResult(
-                plan.pipeline,
-                answer.text,
-                answer.finish_reason,
-                records,
-                waited_s,
-                dropped,
-                final.answered_by,
-            )
-        if plan.best_proposal_fallback and proposals:
-            model, answer = proposals[0]
-            return MoaResult(
-                plan.pipeline,
-                answer.text,
-                answer.finish_reason,
-                records,
-                waited_s,
-                dropped,
-                model,
-                "aggregator_failed",
-            )
-        raise _chain_failure(plan, final)
+            answer, model = final.answer, final.answered_by
+        elif plan.best_proposal_fallback and proposals:
+            (model, answer), degraded = proposals[0], "aggregator_failed"
+        else:
+            raise _chain_failure(plan, final)
+        return MoaResult(
+            plan.pipeline, answer.text, answer.finish_reason, records, waited_s, dropped, model, degraded
+        )
 
     def _final_messages(
         self, plan: Plan, messages: list[Message], proposals: list[tuple[str, Answer]]
