@@ -28,7 +28,7 @@ test: lint
 
 # The benchmark suite (needs wrk; installs it from Debian when run as root). About 6 minutes.
 bench: $(VENV)/.installed
-	$(BIN)/python -m bench.suite
+	$(BIN)/python -m bench.run
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
