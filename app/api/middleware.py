@@ -105,4 +105,5 @@ class ChatMetricsMiddleware:
                 "completion_tokens": usage.completion_tokens,
                 "cost_usd": round(result.cost_usd, 10),
             }
-        logger.info("%s", fields_text(fields), extra={"fields": fields})
+        if logger.isEnabledFor(logging.INFO):
+            logger.info("%s", fields_text(fields), extra={"fields": fields})

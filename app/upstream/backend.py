@@ -218,6 +218,8 @@ class UpstreamBackend:
         )
 
     def _log(self, level: int, spec: CallSpec, outcome: str, duration_s: float, **extra: Any) -> None:
+        if not logger.isEnabledFor(level):  # skip building the line at MOA_LOG_LEVEL=warning
+            return
         fields = {
             "event": "upstream_call",
             "provider": self._config.provider_of(spec.model),
