@@ -144,6 +144,20 @@ docker run --rm --entrypoint python "$IMAGE" -c \
   || fail "dev dependencies in the runtime image"
 ok "runtime dependencies only (no pytest/mypy/ruff/openai)"
 
+# A MoA completion (7 upstream calls) and a streamed one through the gateway on port $1; files named $2.
+check_completion() {
+  local port=$1 name=$2 code summary
+  code=$(chat "$port" moa "$WORK/$name.json")
+  [ "$code" = 200 ] || fail "completion on :$port: HTTP $code: $(head -c 300 "$WORK/$name.json")"
+  summary=$(check_moa "$WORK/$name.json" 7) || fail "bad completion body: $(head -c 300 "$WORK/$name.json")"
+  ok "$summary"
+  code=$(chat "$port" moa "$WORK/$name.sse" true)
+  [ "$code" = 200 ] || fail "streamed completion on :$port: HTTP $code"
+  grep -q '"role": *"assistant"' "$WORK/$name.sse" || fail "stream has no role delta"
+  [ "$(grep '^data: ' "$WORK/$name.sse" | tail -1)" = "data: [DONE]" ] || fail "stream does not end with data: [DONE]"
+  ok "stream: $(grep -c '^data: ' "$WORK/$name.sse") SSE frames, ends with data: [DONE]"
+}
+
 # ---------------------------------------------------------------------------------------------------
 step "single container, demo config (read-only root fs, no capabilities)"
 docker rm -f "$SINGLE" >/dev/null 2>&1 || true
@@ -154,16 +168,7 @@ ok "/healthz 200"
 wait_http "http://127.0.0.1:$SINGLE_PORT/readyz" 30
 ok "/readyz 200"
 
-code=$(chat "$SINGLE_PORT" moa "$WORK/single.json")
-[ "$code" = 200 ] || fail "chat completion: HTTP $code: $(head -c 300 "$WORK/single.json")"
-summary=$(check_moa "$WORK/single.json" 7) || fail "bad completion body: $(head -c 300 "$WORK/single.json")"
-ok "$summary"
-
-code=$(chat "$SINGLE_PORT" moa "$WORK/single.sse" true)
-[ "$code" = 200 ] || fail "streamed completion: HTTP $code"
-grep -q '"role": *"assistant"' "$WORK/single.sse" || fail "stream has no role delta"
-[ "$(grep '^data: ' "$WORK/single.sse" | tail -1)" = "data: [DONE]" ] || fail "stream does not end with data: [DONE]"
-ok "stream: $(grep -c '^data: ' "$WORK/single.sse") SSE frames, ends with data: [DONE]"
+check_completion "$SINGLE_PORT" single
 
 wait_healthy "$SINGLE" 60
 ok "Docker HEALTHCHECK: healthy"
@@ -212,15 +217,7 @@ code=$(curl -s -o /dev/null -m 10 -w '%{http_code}' "http://127.0.0.1:$SIM_PORT/
 [ "$code" = 401 ] || fail "the simulator answered $code without a key (expected 401)"
 ok "simulator rejects a request without its key (401)"
 
-code=$(chat "$GATEWAY_PORT" moa "$WORK/compose.json")
-[ "$code" = 200 ] || fail "completion through the gateway: HTTP $code: $(head -c 300 "$WORK/compose.json")"
-summary=$(check_moa "$WORK/compose.json" 7) || fail "bad completion body: $(head -c 300 "$WORK/compose.json")"
-ok "$summary"
-
-code=$(chat "$GATEWAY_PORT" moa "$WORK/compose.sse" true)
-[ "$code" = 200 ] || fail "streamed completion through the gateway: HTTP $code"
-[ "$(grep '^data: ' "$WORK/compose.sse" | tail -1)" = "data: [DONE]" ] || fail "stream does not end with data: [DONE]"
-ok "streamed completion through the gateway ends with data: [DONE]"
+check_completion "$GATEWAY_PORT" compose
 
 compose stop -t 5 simulator >/dev/null 2>&1
 code=$(chat "$GATEWAY_PORT" moa "$WORK/nosim.json")
