@@ -39,6 +39,36 @@ class Settings(BaseSettings):
     )
     max_concurrent_requests: int = Field(default=256, ge=1, description="Above it: 429 with Retry-After")
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, description="Larger bodies: 413")
+    header_timeout_s: float = Field(
+        default=20.0,
+        gt=0,
+        description="A request head must arrive within this from the connection's (or the request's) "
+        "first byte, else the connection is closed",
+    )
+    body_timeout_s: float = Field(
+        default=20.0, gt=0, description="A request body must arrive within this once its head did: 408"
+    )
+    max_header_bytes: int = Field(
+        default=64 * 1024, ge=1024, description="Request line plus headers, in all; larger: 431"
+    )
+    upstream_max_body_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=1024,
+        description="Largest non-streamed upstream answer, decompressed; larger: a bad_response failure",
+    )
+    upstream_max_event_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description="Largest line or event of an upstream event stream, decompressed",
+    )
+    upstream_max_stream_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1024,
+        description="Largest whole streamed upstream answer, decompressed",
+    )
+    max_log_value_chars: int = Field(
+        default=2048, ge=64, description="Client- or upstream-supplied values in log lines are cut here"
+    )
     max_messages: int = Field(default=1000, ge=1)
     max_layers: int = Field(default=4, ge=1, description="Limit on a request's own `moa.layers`")
     max_proposers: int = Field(default=8, ge=1, description="Limit on proposers per layer in `moa.layers`")
