@@ -10,17 +10,29 @@ from typing import Any
 
 import uvicorn
 
+from app.server import uvicorn_config
+from app.settings import Settings
+
 
 class ServerThread:
-    """`with ServerThread(app) as server:` serves `app` on 127.0.0.1 at `server.url`."""
+    """`with ServerThread(app) as server:` serves `app` on 127.0.0.1 at `server.url`.
 
-    def __init__(self, app: Any) -> None:
+    With `settings`, through the gateway's production server setup (`app.server.uvicorn_config`: its
+    protocol limits, timeouts and keep-alive); without, a plain uvicorn (simulators, stub upstreams).
+    """
+
+    def __init__(self, app: Any, settings: Settings | None = None) -> None:
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind(("127.0.0.1", 0))
         self.port: int = self._socket.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", log_config=None)
+        if settings is None:
+            config = uvicorn.Config(
+                app, log_level="warning", access_log=False, lifespan="on", log_config=None
+            )
+        else:
+            config = uvicorn_config(app, settings)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True

@@ -15,6 +15,8 @@ from app.errors import error_body
 
 logger = logging.getLogger(__name__)
 
+CLIENT_CLOSED = 499  # nginx's status for a request whose client left before the answer
+
 
 @dataclass
 class Lifecycle:
@@ -33,8 +35,13 @@ async def send_error(
     await send({"type": "http.response.body", "body": body})
 
 
+# Probes and metrics carry no secrets, and a prober or scraper holds no key.
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
 class AuthMiddleware:
-    """With gateway keys configured, `/v1/*` needs `Authorization: Bearer <key>`.
+    """With gateway keys configured, every path but OPEN_PATHS needs `Authorization: Bearer <key>`: the
+    API, and also `/docs`, `/redoc` and `/openapi.json`, which describe it.
 
     Keys are kept as SHA-256 digests and compared in constant time, against every digest.
     """
@@ -44,7 +51,7 @@ class AuthMiddleware:
         self.digests = [bytes.fromhex(d) for d in key_digests]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not self.digests or scope["type"] != "http" or not scope["path"].startswith("/v1/"):
+        if not self.digests or scope["type"] != "http" or scope["path"] in OPEN_PATHS:
             await self.app(scope, receive, send)
             return
         header = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
@@ -67,8 +74,10 @@ class AuthMiddleware:
 
 
 class ChatGuardMiddleware:
-    """For chat completions: refuse while draining (503) or above the concurrency cap (429), cap the body
-    (413), and cancel the request, with every upstream call in it, as soon as the client disconnects."""
+    """For chat completions: refuse while draining (503), cap the body (413), read it, and only then take
+    a concurrency slot or refuse above the cap (429): a client slow to send its body holds no slot (the
+    server protocol bounds how long it may take, see app/server.py). Cancel the request, with every
+    upstream call in it, as soon as the client disconnects, and record it as 499."""
 
     def __init__(
         self, app: ASGIApp, lifecycle: Lifecycle, max_concurrent: int, max_body_bytes: int, path: str
@@ -90,17 +99,20 @@ class ChatGuardMiddleware:
                 send, 503, "The gateway is shutting down", "server_error", "shutting_down", retry_soon
             )
             return
-        if self.active >= self.max_concurrent:
-            message = f"The gateway is serving its limit of {self.max_concurrent} requests; retry shortly"
-            await send_error(send, 429, message, "rate_limit_error", "concurrency_limit", retry_soon)
-            return
         declared = next((v for k, v in scope["headers"] if k == b"content-length"), b"0")
         if declared.isdigit() and int(declared) > self.max_body_bytes:
             await self._too_large(send)
             return
+        body = await self._read_body(scope, receive, send)
+        if body is None:
+            return
+        if self.active >= self.max_concurrent:
+            message = f"The gateway is serving its limit of {self.max_concurrent} requests; retry shortly"
+            await send_error(send, 429, message, "rate_limit_error", "concurrency_limit", retry_soon)
+            return
         self.active += 1
         try:
-            await self._serve(scope, receive, send)
+            await self._serve(scope, body, receive, send)
         finally:
             self.active -= 1
 
@@ -110,24 +122,28 @@ class ChatGuardMiddleware:
             send, 413, message, "invalid_request_error", "request_too_large", {"x-should-retry": "false"}
         )
 
-    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Read the body (capped), then run the app in a task of its own, replaying the body to it, while
-        this middleware, the only reader of `receive`, cancels that task on `http.disconnect`."""
+    async def _read_body(self, scope: Scope, receive: Receive, send: Send) -> bytes | None:
+        """The whole body, or None once answered (413) or if the client left before sending it all."""
         chunks: list[bytes] = []
         size = 0
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                return  # gone before the body arrived: nothing to answer
+                # Gone before the body arrived: nothing to answer. The protocol may have set 408.
+                scope.setdefault("state", {}).setdefault("moa_status", CLIENT_CLOSED)
+                return None
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
                 await self._too_large(send)
-                return
+                return None
             chunks.append(chunk)
             if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
+                return b"".join(chunks)
+
+    async def _serve(self, scope: Scope, body: bytes, receive: Receive, send: Send) -> None:
+        """Run the app in a task of its own, replaying the body to it, while this middleware, the only
+        reader of `receive`, cancels that task on `http.disconnect`."""
         disconnected = asyncio.Event()
         replayed = False
 
@@ -160,6 +176,8 @@ class ChatGuardMiddleware:
             disconnected.set()
             if not app_task.done() and not answered:
                 logger.info("client disconnected: cancelling the request")
+                # Whatever the status sent or meant (a stream's 200), the client did not get the answer.
+                scope.setdefault("state", {})["moa_status"] = CLIENT_CLOSED
                 app_task.cancel()
 
         watcher = asyncio.create_task(watch())

@@ -49,7 +49,8 @@ class ChatMetricsMiddleware:
     """Counts, times and logs chat completion requests to their last byte, streams included.
 
     The route leaves what it learned in the request state: `moa_model` (a config name), `moa_stream`,
-    `moa_result`, and `moa_status` when a stream failed after its 200 was sent.
+    `moa_result`, and `moa_status` when the status sent is not the one to record: a stream that failed
+    after its 200, a client that left (499), a body that did not arrive in time (408, set by app.server).
     """
 
     def __init__(self, app: ASGIApp, metrics: Metrics, path: str = "/v1/chat/completions") -> None:
