@@ -27,7 +27,7 @@ def _serve(args: argparse.Namespace) -> int:
         print("moa-gateway: runs one worker per process; scale with more replicas", file=sys.stderr)
         return 2
     settings = Settings(**overrides)
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format, settings.max_log_value_chars)
     try:
         config = load_config(settings.config)
     except ConfigError as exc:
@@ -42,20 +42,10 @@ def _serve(args: argparse.Namespace) -> int:
         )
         return 2
     from app.main import create_app
+    from app.server import uvicorn_config
 
     app = create_app(settings, config)
-    server = _DrainingServer(
-        app,
-        uvicorn.Config(
-            app,
-            host=settings.host,
-            port=settings.port,
-            log_level=settings.log_level,
-            log_config=None,
-            timeout_graceful_shutdown=settings.shutdown_grace_s,
-            timeout_keep_alive=settings.keep_alive_s,
-        ),
-    )
+    server = _DrainingServer(app, uvicorn_config(app, settings))
     server.run()
     return 0
 

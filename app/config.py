@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -28,7 +29,7 @@ class RetryPolicy(_Strict):
 
 
 class _ProviderBase(_Strict):
-    timeout_s: float = Field(default=120.0, gt=0, description="Whole-call deadline of a non-streamed call")
+    timeout_s: float = Field(default=120.0, gt=0, description="Whole-call deadline, streamed or not")
     connect_timeout_s: float = Field(default=5.0, gt=0)
     first_token_timeout_s: float | None = Field(
         default=None, gt=0, description="Streamed calls: deadline for the first chunk (default: timeout_s)"
@@ -174,12 +175,25 @@ class GatewayConfig(_Strict):
         return [alias for alias, model in self.models.items() if model.price is None]
 
     def secrets(self) -> list[str]:
-        """Every upstream key, for redaction."""
-        return [
-            p.api_key.get_secret_value()
-            for p in self.providers.values()
-            if isinstance(p, OpenAIProvider) and p.api_key is not None
-        ]
+        """Everything configured that must never be shown, for redaction: upstream keys, secret-looking
+        header values (and every header value long enough to be one), credentials in base URLs."""
+        found: list[str] = []
+        for provider in self.providers.values():
+            if not isinstance(provider, OpenAIProvider):
+                continue
+            if provider.api_key is not None:
+                found.append(provider.api_key.get_secret_value())
+            for name, value in provider.headers.items():
+                if _SECRET_HEADER.search(name) or len(value) >= 8:
+                    found.append(value)
+                    found.append(value.partition(" ")[2])  # "Bearer xyz": xyz alone as well
+            url = urlsplit(provider.base_url)
+            found += [url.username or "", url.password or ""]
+            found += [value for _, value in parse_qsl(url.query) if len(value) >= 4]
+        return [s for s in dict.fromkeys(found) if len(s) >= 4]
+
+
+_SECRET_HEADER = re.compile(r"auth|key|token|secret|cookie|password|credential", re.IGNORECASE)
 
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from app.config import GatewayConfig
-from app.errors import ModelNotFoundError
+from app.errors import ModelNotFoundError, quoted
 
 router = APIRouter()
 
@@ -34,4 +34,4 @@ async def retrieve_model(model_id: str, request: Request) -> dict[str, Any]:
     for entry in _entries(request.state.config, request.state.started_at):
         if entry["id"] == model_id:
             return entry
-    raise ModelNotFoundError(f"The model '{model_id}' does not exist", param="model")
+    raise ModelNotFoundError(f"The model {quoted(model_id)} does not exist", param="model")

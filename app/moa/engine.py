@@ -22,6 +22,7 @@ from app.errors import (
     UpstreamError,
     UpstreamRejectedError,
     UpstreamTimeoutError,
+    quoted,
 )
 from app.moa.prompts import inject_references
 from app.moa.types import (
@@ -109,7 +110,7 @@ class MoaEngine:
                     "moa.layers and moa.aggregator need a pipeline as the model", param="moa"
                 )
             return Plan(model_id, None, [], self._config.fallback_chain(model_id))
-        raise ModelNotFoundError(f"The model '{model_id}' does not exist", param="model")
+        raise ModelNotFoundError(f"The model {quoted(model_id)} does not exist", param="model")
 
     async def run(self, plan: Plan, messages: list[Message], params: dict[str, Any]) -> MoaResult:
         records: list[CallRecord] = []
