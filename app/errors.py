@@ -6,7 +6,6 @@ GatewayError                 any error a client sees; carries status, type, code
  └── UpstreamError           502 upstream_error: a provider failed (names the model alias, never a key)
       ├── UpstreamTimeoutError   504 upstream_timeout
       └── UpstreamRejectedError  400: the provider refused the request as invalid (direct calls)
-ConfigError                  not a GatewayError: a bad config file stops the start
 """
 
 from __future__ import annotations
@@ -45,7 +44,8 @@ class UpstreamError(GatewayError):
     """A provider call failed. `model` is the config alias; `upstream_status` the provider's status.
 
     `kind` labels the failure in metrics: connection, timeout, rate_limited, auth, rejected,
-    server_error, status (another 4xx), bad_response (not the OpenAI shape), mid_stream (error frame).
+    server_error, status (another 4xx), bad_response (not the OpenAI shape, malformed HTTP, over a size
+    limit), mid_stream (an error frame, or a stream cut before its end).
     """
 
     status_code = 502
@@ -82,10 +82,6 @@ class UpstreamRejectedError(UpstreamError):
     error_type = "invalid_request_error"
     code = "upstream_rejected"
     default_kind = "rejected"
-
-
-class ConfigError(Exception):
-    """The config file is unusable; the message names the file and the field."""
 
 
 def error_body(

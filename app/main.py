@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from httpx_aiohttp import AiohttpTransport
 
 from app.api import chat, health, models, prometheus
-from app.api.errors import install_error_handlers
+from app.api.errors import ErrorBoundaryMiddleware, install_error_handlers
 from app.api.guards import AuthMiddleware, ChatGuardMiddleware, Lifecycle
 from app.api.middleware import ChatMetricsMiddleware, RequestIdMiddleware
 from app.config import GatewayConfig, load_config
@@ -21,6 +21,7 @@ from app.metrics import Metrics
 from app.moa.engine import MoaEngine
 from app.settings import Settings
 from app.upstream.backend import UpstreamBackend
+from app.upstream.body import UpstreamLimits
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ def create_app(settings: Settings | None = None, config: GatewayConfig | None = 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         async with _upstream_client(settings) as client:
-            backend = UpstreamBackend(config, client, metrics)
+            backend = UpstreamBackend(config, client, metrics, UpstreamLimits.from_settings(settings))
             yield {
                 "settings": settings,
                 "config": config,
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None, config: GatewayConfig | None = 
     )
     app.add_middleware(AuthMiddleware, key_digests=[*settings.api_key_digests(), *config.auth.api_key_sha256])
     app.add_middleware(ChatMetricsMiddleware, metrics=metrics, path=chat_path)
+    app.add_middleware(ErrorBoundaryMiddleware)
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
     for module in (chat, models, health, prometheus):

@@ -22,7 +22,7 @@ from app.api.responses import (
     usage_chunk_body,
 )
 from app.config import GatewayConfig
-from app.errors import GatewayError, InvalidRequestError, error_body
+from app.errors import GatewayError, InvalidRequestError, error_body, quoted
 from app.moa.engine import MoaEngine
 from app.moa.types import MoaResult, TopologyOverride
 from app.protocol import ChatCompletionRequest
@@ -47,6 +47,10 @@ def parse_chat_request(raw: bytes) -> ChatCompletionRequest:
         raise InvalidRequestError("The request body is not valid JSON") from None
     if not isinstance(data, dict):
         raise InvalidRequestError("The request body must be a JSON object")
+    try:  # what parses may still not encode again (orjson writes 255 levels, reads 1024)
+        orjson.dumps(data)
+    except orjson.JSONEncodeError as exc:
+        raise InvalidRequestError(f"The request body cannot be forwarded upstream ({exc})") from None
     try:
         return ChatCompletionRequest.model_validate(data)
     except ValidationError as exc:
@@ -68,11 +72,13 @@ def check_limits(body: ChatCompletionRequest, config: GatewayConfig, settings: S
             for j, alias in enumerate(layer):
                 if alias not in config.models:
                     raise InvalidRequestError(
-                        f"moa.layers[{i}][{j}]: unknown model {alias!r}", param=f"moa.layers[{i}][{j}]"
+                        f"moa.layers[{i}][{j}]: unknown model {quoted(alias)}", param=f"moa.layers[{i}][{j}]"
                     )
     aggregator = body.moa.aggregator
     if aggregator is not None and aggregator not in config.models:
-        raise InvalidRequestError(f"moa.aggregator: unknown model {aggregator!r}", param="moa.aggregator")
+        raise InvalidRequestError(
+            f"moa.aggregator: unknown model {quoted(aggregator)}", param="moa.aggregator"
+        )
 
 
 @router.post("/v1/chat/completions", openapi_extra=_SCHEMA)

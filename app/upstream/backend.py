@@ -4,19 +4,23 @@ usage, cost, metrics and the log line."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterator
 from typing import Any
 
 import httpx
+import orjson
 
 from app.config import GatewayConfig, OpenAIProvider
-from app.errors import UpstreamError
+from app.errors import UpstreamError, UpstreamRejectedError, redact
 from app.logs import fields_text
 from app.metrics import Metrics
 from app.moa.types import Answer, CallSpec, Usage
 from app.tokens import count_prompt_tokens, count_tokens
+from app.upstream.answers import StreamedAnswer, completion_choice, reported_usage
+from app.upstream.body import UpstreamLimits
 from app.upstream.circuit import CircuitBreaker
 from app.upstream.http import HttpTransport
 from app.upstream.retry import retry_budget_var, retry_delay
@@ -30,12 +34,18 @@ _STATE_VALUE = {"closed": 0, "open": 1, "half_open": 2}
 class UpstreamBackend:
     """Implements the engine's ChatBackend over the configured providers."""
 
-    def __init__(self, config: GatewayConfig, client: httpx.AsyncClient, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        client: httpx.AsyncClient,
+        metrics: Metrics,
+        limits: UpstreamLimits | None = None,
+    ) -> None:
         self._config = config
         self._metrics = metrics
-        secrets = config.secrets()
+        self._secrets = secrets = config.secrets()
         self._transports: dict[str, Transport] = {
-            name: HttpTransport(client, p, secrets)
+            name: HttpTransport(client, p, secrets, limits)
             if isinstance(p, OpenAIProvider)
             else SimulatedTransport(p)
             for name, p in config.providers.items()
@@ -54,76 +64,115 @@ class UpstreamBackend:
         return {alias: breaker.state for alias, breaker in self._breakers.items()}
 
     async def complete(self, spec: CallSpec) -> Answer:
-        started = time.perf_counter()
-        attempt = 0
-        try:
-            while True:
-                try:
-                    payload = await self._transport(spec).complete(spec.model, self._body(spec, stream=False))
-                    text, finish_reason = _parse_choice(spec.model, payload)
-                    break
-                except UpstreamError as exc:
-                    delay = self._retry_delay(spec, exc, attempt)
-                    if delay is None:
-                        self._failed(spec, started, exc)
-                        raise
-                await asyncio.sleep(delay)
-                attempt += 1
-        except asyncio.CancelledError:
-            self._cancelled(spec, started)
-            raise
-        return self._succeeded(
-            spec, started, text, finish_reason, _usage(payload.get("usage"), spec, text), None
-        )
+        with self._trial_released(spec.model):
+            content = self._encoded(spec, stream=False)
+            started = time.perf_counter()
+            attempt = 0
+            try:
+                while True:
+                    try:
+                        with self._unexpected_as_bad_response(spec):
+                            payload = await self._transport(spec).complete(spec.model, content)
+                            text, finish_reason = completion_choice(spec.model, payload)
+                            usage = reported_usage(spec.model, payload.get("usage"))
+                        break
+                    except UpstreamError as exc:
+                        delay = self._retry_delay(spec, exc, attempt)
+                        if delay is None:
+                            self._failed(spec, started, exc)
+                            raise
+                    await asyncio.sleep(delay)
+                    attempt += 1
+            except asyncio.CancelledError:
+                self._cancelled(spec, started)
+                raise
+            if usage is None:
+                usage = _estimated_usage(spec, text)
+            return self._succeeded(spec, started, text, finish_reason, usage, None)
 
     async def stream(self, spec: CallSpec) -> AsyncGenerator[str | Answer, None]:
-        started = time.perf_counter()
-        attempt = 0
-        ttft_s: float | None = None
-        parts: list[str] = []
-        finish_reason = "stop"
-        reported: Any = None
+        with self._trial_released(spec.model):
+            content = self._encoded(spec, stream=True)
+            started = time.perf_counter()
+            attempt = 0
+            ttft_s: float | None = None
+            try:
+                while True:
+                    answer = StreamedAnswer(spec.model)
+                    try:
+                        chunks = self._transport(spec).stream(spec.model, content)
+                        # aclosing: a chunk we refuse must close the upstream response now, not at GC.
+                        with self._unexpected_as_bad_response(spec):
+                            async with contextlib.aclosing(chunks):
+                                async for chunk in chunks:
+                                    for delta in answer.feed(chunk):
+                                        if ttft_s is None:
+                                            ttft_s = time.perf_counter() - started
+                                        yield delta
+                            if not answer.saw_choices:
+                                raise UpstreamError(
+                                    f"model {spec.model}: the stream carried no choices", model=spec.model
+                                )
+                        break
+                    except UpstreamError as exc:
+                        # Once a token went out, a retry would repeat it: only a silent failure is retried.
+                        delay = None if answer.parts else self._retry_delay(spec, exc, attempt)
+                        if delay is None:
+                            self._failed(spec, started, exc)
+                            raise
+                    await asyncio.sleep(delay)
+                    attempt += 1
+            except (asyncio.CancelledError, GeneratorExit):  # the request was cancelled or the stream closed
+                self._cancelled(spec, started)
+                raise
+            text = "".join(answer.parts)
+            usage = answer.usage if answer.usage is not None else _estimated_usage(spec, text)
+            yield self._succeeded(spec, started, text, answer.finish_reason, usage, ttft_s)
+
+    @contextlib.contextmanager
+    def _trial_released(self, model: str) -> Iterator[None]:
+        """Around a whole call: if the call took the breaker's half-open trial and settled nothing (the
+        request's own fault, a cancellation, an error of ours), the trial is given back; after a success
+        or a failure was recorded this is a no-op."""
         try:
-            while True:
-                try:
-                    saw_choices = False
-                    async for chunk in self._transport(spec).stream(
-                        spec.model, self._body(spec, stream=True)
-                    ):
-                        reported = chunk.get("usage") or reported
-                        for choice in chunk.get("choices") or ():
-                            saw_choices = True
-                            content = (choice.get("delta") or {}).get("content")
-                            if content:
-                                if ttft_s is None:
-                                    ttft_s = time.perf_counter() - started
-                                parts.append(content)
-                                yield content
-                            finish_reason = choice.get("finish_reason") or finish_reason
-                    if not saw_choices:
-                        raise UpstreamError(
-                            f"model {spec.model}: the stream carried no choices", model=spec.model
-                        )
-                    break
-                except (AttributeError, TypeError) as exc:
-                    error = UpstreamError(
-                        f"model {spec.model}: malformed stream chunk ({exc})", model=spec.model
-                    )
-                    self._failed(spec, started, error)
-                    raise error from None
-                except UpstreamError as exc:
-                    # Once a token went out, a retry would repeat it: only a silent failure is retried.
-                    delay = None if parts else self._retry_delay(spec, exc, attempt)
-                    if delay is None:
-                        self._failed(spec, started, exc)
-                        raise
-                await asyncio.sleep(delay)
-                attempt += 1
-        except (asyncio.CancelledError, GeneratorExit):  # the request was cancelled or the stream closed
-            self._cancelled(spec, started)
+            yield
+        finally:
+            self._breakers[model].release_trial()
+            self._publish_circuit(model)
+
+    @contextlib.contextmanager
+    def _unexpected_as_bad_response(self, spec: CallSpec) -> Iterator[None]:
+        """Around one attempt: any exception that is not an UpstreamError (nor a cancellation) fails this
+        call as a `bad_response`, not the whole request. It may be a bug of ours rather than the
+        provider's, so it is logged as an error, with its type."""
+        try:
+            yield
+        except UpstreamError:
             raise
-        text = "".join(parts)
-        yield self._succeeded(spec, started, text, finish_reason, _usage(reported, spec, text), ttft_s)
+        except Exception as exc:
+            name = type(exc).__name__
+            logger.error(
+                "upstream call to %s failed unexpectedly: %s: %s",
+                spec.model,
+                name,
+                redact(str(exc), self._secrets)[:300],
+                exc_info=logger.isEnabledFor(logging.DEBUG),
+            )
+            raise UpstreamError(
+                f"model {spec.model}: the provider's answer could not be handled ({name})", model=spec.model
+            ) from exc
+
+    def _encoded(self, spec: CallSpec, *, stream: bool) -> bytes:
+        """The request body for the provider. A body that cannot be encoded (nested past orjson's depth
+        limit) is the request's fault: rejected, without a call, and not counted against the model."""
+        try:
+            return orjson.dumps(self._body(spec, stream=stream))
+        except orjson.JSONEncodeError as exc:
+            self._log(logging.INFO, spec, "unencodable", 0.0, error=str(exc))
+            raise UpstreamRejectedError(
+                f"model {spec.model}: the request cannot be encoded for the provider ({exc})",
+                model=spec.model,
+            ) from None
 
     def _transport(self, spec: CallSpec) -> Transport:
         return self._transports[self._config.provider_of(spec.model)]
@@ -191,18 +240,15 @@ class UpstreamBackend:
 
     def _failed(self, spec: CallSpec, started: float, exc: UpstreamError) -> None:
         duration_s = time.perf_counter() - started
-        if exc.kind == "rejected":  # the request's fault, not the model's
-            self._breakers[spec.model].release_trial()
-        else:
+        if exc.kind != "rejected":  # a rejection is the request's fault, not the model's
             self._breakers[spec.model].record_failure()
-        self._publish_circuit(spec.model)
+            self._publish_circuit(spec.model)
         outcome = "timeout" if exc.kind == "timeout" else "error"
         self._observe(spec, outcome, duration_s, error_kind=exc.kind)
         self._log(logging.WARNING, spec, outcome, duration_s, kind=exc.kind, error=exc.message)
 
     def _cancelled(self, spec: CallSpec, started: float) -> None:
         duration_s = time.perf_counter() - started
-        self._breakers[spec.model].release_trial()
         self._observe(spec, "cancelled", duration_s)
         self._log(logging.INFO, spec, "cancelled", duration_s)
 
@@ -233,25 +279,6 @@ class UpstreamBackend:
         logger.log(level, "%s", fields_text(fields), extra={"fields": fields})
 
 
-def _parse_choice(alias: str, payload: dict[str, Any]) -> tuple[str, str]:
-    try:
-        choice = payload["choices"][0]
-        content = (choice.get("message") or {}).get("content")
-        return (content if isinstance(content, str) else ""), (choice.get("finish_reason") or "stop")
-    except (KeyError, IndexError, TypeError, AttributeError):
-        raise UpstreamError(
-            f"model {alias}: malformed response (no choices[0].message)", model=alias
-        ) from None
-
-
-def _usage(reported: Any, spec: CallSpec, text: str) -> Usage:
-    """The provider's usage, or our estimate (marked) when it reported none."""
-    if isinstance(reported, dict) and isinstance(reported.get("prompt_tokens"), int):
-        details = reported.get("prompt_tokens_details")
-        cached = details.get("cached_tokens") if isinstance(details, dict) else None
-        return Usage(
-            reported["prompt_tokens"],
-            int(reported.get("completion_tokens") or 0),
-            cached_tokens=cached if isinstance(cached, int) else 0,
-        )
+def _estimated_usage(spec: CallSpec, text: str) -> Usage:
+    """Our own count, marked, for a provider that reported no usage."""
     return Usage(count_prompt_tokens(spec.messages), count_tokens(text), estimated=True)

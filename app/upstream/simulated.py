@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
+
+import orjson
 
 from app.config import SimulatedProvider
 from app.errors import UpstreamError, UpstreamRejectedError, UpstreamTimeoutError
 from app.upstream.http import status_error
 from app.upstream.retry import parse_retry_after
 from app.upstream.simulator import core
-from app.upstream.transport import ChunkTimeoutError, paced
+from app.upstream.transport import CallDeadline, ChunkTimeoutError, paced, truncated_stream
 
 
 class SimulatedTransport:
@@ -22,10 +24,10 @@ class SimulatedTransport:
         self._idle_s = provider.idle_timeout_s
         self._faults = core.FaultCounter()
 
-    async def complete(self, alias: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def complete(self, alias: str, content: bytes) -> dict[str, Any]:
         try:
             async with asyncio.timeout(self._timeout_s):
-                payload = await core.complete(body, self._defaults, self._faults)
+                payload = await core.complete(orjson.loads(content), self._defaults, self._faults)
         except TimeoutError:
             raise UpstreamTimeoutError(
                 f"model {alias}: no answer within {self._timeout_s:g}s", model=alias
@@ -36,11 +38,11 @@ class SimulatedTransport:
             raise UpstreamError(f"model {alias}: the response has no choices", model=alias)
         return payload
 
-    async def stream(self, alias: str, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    async def stream(self, alias: str, content: bytes) -> AsyncGenerator[dict[str, Any], None]:
+        deadline = CallDeadline.start(self._timeout_s)
+        chunks = core.stream(orjson.loads(content), self._defaults, self._faults)
         try:
-            async for chunk in paced(
-                core.stream(body, self._defaults, self._faults), self._first_chunk_s, self._idle_s
-            ):
+            async for chunk in paced(chunks, self._first_chunk_s, self._idle_s, deadline):
                 yield chunk
         except ChunkTimeoutError as exc:
             raise UpstreamTimeoutError(f"model {alias}: {exc}", model=alias) from None
@@ -59,4 +61,8 @@ def _as_upstream_error(alias: str, exc: Exception) -> Exception:
         return status_error(alias, exc.status, exc.body, [], retry_after_s=retry_after)
     if isinstance(exc, core.SimulatedReset):
         return UpstreamError(f"model {alias}: the connection was reset", model=alias, kind="connection")
+    if isinstance(exc, core.SimulatedTruncation):
+        return truncated_stream(alias)
+    if isinstance(exc, core.SimulatedOversize):
+        return UpstreamError(f"model {alias}: {exc}", model=alias)
     return exc

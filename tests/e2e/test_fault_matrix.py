@@ -32,6 +32,10 @@ FAULTS = [
     "non_json",
     "empty_choices",
     "trickle",
+    "malformed_usage",
+    "oversized_body",
+    "truncated_stream",
+    "endless_trickle",
 ]
 
 # fault -> (proposer outcome, aggregator non-streamed, aggregator streamed)
@@ -47,7 +51,18 @@ EXPECTED: dict[str, tuple[str, str, str]] = {
     "non_json": ("dropped (bad_response)", "502", "502"),
     "empty_choices": ("dropped (bad_response)", "502", "502"),
     "trickle": ("dropped (timeout)", "504", "200+504"),
+    "malformed_usage": ("dropped (bad_response)", "502", "200+502"),
+    "oversized_body": ("dropped (bad_response)", "502", "200+502"),
+    "truncated_stream": ("dropped (bad_response)", "502", "200+502"),
+    "endless_trickle": ("dropped (timeout)", "504", "200+504"),
 }
+# Small answer limits keep the oversized cells fast; the simulator's oversized answer is 1 MiB.
+LIMITS: dict[str, Any] = {
+    "upstream_max_body_bytes": 64 * 1024,
+    "upstream_max_event_bytes": 16 * 1024,
+    "upstream_max_stream_bytes": 256 * 1024,
+}
+OVERSIZE_BYTES = 1024 * 1024
 ASK = [{"role": "user", "content": "Why is the sky blue?"}]
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -67,7 +82,8 @@ def fault_config(sim_url: str) -> dict[str, Any]:
         if fault == "refused":
             models[f"f-{fault}"] = {"provider": "refused"}
         else:
-            models[f"f-{fault}"] = {"provider": "sim", "params": {"simulate": {"fault": fault}}}
+            simulate = {"fault": fault, "oversize_bytes": OVERSIZE_BYTES}
+            models[f"f-{fault}"] = {"provider": "sim", "params": {"simulate": simulate}}
     pipelines: dict[str, Any] = {}
     for fault in FAULTS:
         pipelines[f"proposer-{fault}"] = {
@@ -84,7 +100,7 @@ def fault_config(sim_url: str) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def gateway(sim_server: ServerThread) -> Iterator[ServerThread]:
     config = parse_config(fault_config(sim_server.url), "fault-matrix")
-    with ServerThread(create_app(Settings(), config)) as server:
+    with ServerThread(create_app(Settings(**LIMITS), config)) as server:
         yield server
 
 

@@ -7,13 +7,18 @@ per-model behaviour (`params: {simulate: {...}}`).
 
 Faults: hang (never answers), error_500, error_503, rate_limit (429 with Retry-After), reset (the
 connection drops mid-body or mid-stream), non_json (200 with an HTML body), empty_choices, trickle
-(first token on time, then one token a second). With `fault_count: N` only the first N requests carrying
-the same `fault_key` fail, so retries and recoveries can be exercised.
+(first token on time, then one token a second), malformed_usage (token counts -5, "abc", 1.5),
+oversized_body (an answer of `oversize_bytes`, 17 MiB by default: over every default limit of the
+gateway), truncated_stream (the stream stops after 3 tokens, with no finish_reason and no [DONE]; a
+non-streamed body is cut in half), endless_trickle (a token every 200 ms forever; non-streamed: never
+answers). With `fault_count: N` only the first N requests carrying the same `fault_key` fail, so
+retries and recoveries can be exercised.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -25,7 +30,23 @@ import orjson
 from app.tokens import count_prompt_tokens
 from app.upstream.simulator.text import answer_text, token_pieces
 
-FAULTS = ("hang", "error_500", "error_503", "rate_limit", "reset", "non_json", "empty_choices", "trickle")
+FAULTS = (
+    "hang",
+    "error_500",
+    "error_503",
+    "rate_limit",
+    "reset",
+    "non_json",
+    "empty_choices",
+    "trickle",
+    "malformed_usage",
+    "oversized_body",
+    "truncated_stream",
+    "endless_trickle",
+)
+_MALFORMED_USAGE = {"prompt_tokens": -5, "completion_tokens": "abc", "total_tokens": 1.5}
+_TRUNCATE_AFTER = 3  # tokens
+_ENDLESS_GAP_S = 0.2
 _STATUS_FAULTS = {"error_500": 500, "error_503": 503, "rate_limit": 429}
 
 
@@ -49,6 +70,18 @@ class SimulatedReset(Exception):
         self.partial = partial
 
 
+class SimulatedTruncation(Exception):
+    """End the stream here: no finish_reason, no [DONE]."""
+
+
+class SimulatedOversize(Exception):
+    """Go on with `size` bytes of answer text: more than the gateway should take."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(f"the answer is over the limit ({size} bytes)")
+        self.size = size
+
+
 class FaultCounter:
     """How many requests each `fault_key` has seen, for faults limited by `fault_count`."""
 
@@ -70,6 +103,7 @@ class SimProfile:
     fault_count: int | None = None
     fault_key: str = ""
     retry_after_s: float = 1.0
+    oversize_bytes: int = 17 * 1024 * 1024
 
     def override(self, body: dict[str, Any]) -> SimProfile:
         options = body.get("simulate")
@@ -88,10 +122,11 @@ class SimProfile:
                 fault_count=_optional_int(options.get("fault_count", self.fault_count)),
                 fault_key=str(options.get("fault_key", self.fault_key)),
                 retry_after_s=max(0.0, float(options.get("retry_after_s", self.retry_after_s))),
+                oversize_bytes=max(0, int(options.get("oversize_bytes", self.oversize_bytes))),
             )
         except (TypeError, ValueError):
             raise SimulatorRequestError(
-                "'simulate' holds numbers: ttft_ms, tokens_per_s, output_tokens"
+                "'simulate' holds numbers: ttft_ms, tokens_per_s, output_tokens, oversize_bytes"
             ) from None
 
     def active_fault(self, counter: FaultCounter) -> str | None:
@@ -175,9 +210,13 @@ async def complete(
     body: dict[str, Any], defaults: SimProfile, counter: FaultCounter | None = None
 ) -> dict[str, Any]:
     profile, reply, fault = await _prepare(body, defaults, counter)
+    if fault == "endless_trickle":  # a whole answer never comes
+        await asyncio.sleep(3600)
     started = time.perf_counter()
     rate_s = len(reply.pieces) / profile.tokens_per_s if profile.tokens_per_s > 0 else 0.0
     await _sleep_until(started + profile.ttft_ms / 1000 + rate_s)
+    if fault == "oversized_body":
+        raise SimulatedOversize(profile.oversize_bytes)
     if fault == "empty_choices":
         return {"id": f"chatcmpl-sim-{uuid.uuid4().hex}", "object": "chat.completion", "choices": []}
     completion = {
@@ -192,11 +231,14 @@ async def complete(
                 "finish_reason": reply.finish_reason,
             }
         ],
-        "usage": reply.usage,
+        "usage": _MALFORMED_USAGE if fault == "malformed_usage" else reply.usage,
     }
     if fault == "reset":
         whole = orjson.dumps(completion)
         raise SimulatedReset(whole[: len(whole) // 2])
+    if fault == "truncated_stream":  # the body ends cleanly, but half-way through the JSON
+        whole = orjson.dumps(completion)
+        raise SimulatedHTTPError(200, whole[: len(whole) // 2], {}, "application/json")
     return completion
 
 
@@ -222,14 +264,27 @@ async def stream(
         yield {**base, "choices": []}
         return
     yield chunk({"role": "assistant", "content": ""})
+    if fault == "endless_trickle":
+        await _sleep_until(first_token_at)
+        for i in itertools.count():
+            yield chunk({"content": reply.pieces[i % len(reply.pieces)] if reply.pieces else "."})
+            await asyncio.sleep(_ENDLESS_GAP_S)
     for i, piece in enumerate(reply.pieces):
         offset = i / profile.tokens_per_s if profile.tokens_per_s > 0 else 0.0
         await _sleep_until(first_token_at + offset)
         if fault == "reset" and i == 3:
             raise SimulatedReset()
+        if fault == "truncated_stream" and i == _TRUNCATE_AFTER:
+            raise SimulatedTruncation()
         yield chunk({"content": piece})
     await _sleep_until(first_token_at)  # an empty answer still takes its time to first token
+    if fault == "oversized_body":
+        raise SimulatedOversize(profile.oversize_bytes)
+    if fault == "truncated_stream":
+        raise SimulatedTruncation()
     yield chunk({}, reply.finish_reason)
     options = body.get("stream_options")
-    if isinstance(options, dict) and options.get("include_usage"):
+    if fault == "malformed_usage":  # sent whether asked for or not
+        yield {**base, "choices": [], "usage": _MALFORMED_USAGE}
+    elif isinstance(options, dict) and options.get("include_usage"):
         yield {**base, "choices": [], "usage": reply.usage}

@@ -53,6 +53,14 @@ def create_sim_app(defaults: core.SimProfile | None = None, api_key: str | None 
             return StreamingResponse(
                 _broken(exc.partial), media_type="application/json", headers={"content-length": length}
             )
+        except core.SimulatedOversize as exc:  # generated piece by piece, never held whole
+            head, tail = _OVERSIZED_HEAD, _OVERSIZED_TAIL
+            length = str(len(head) + exc.size + len(tail))
+            return StreamingResponse(
+                _oversized(head, exc.size, tail),
+                media_type="application/json",
+                headers={"content-length": length},
+            )
 
     @app.get("/v1/models")
     async def list_models() -> dict[str, Any]:
@@ -68,11 +76,34 @@ def create_sim_app(defaults: core.SimProfile | None = None, api_key: str | None 
     return app
 
 
+_OVERSIZED_HEAD = (
+    b'{"object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"'
+)
+_OVERSIZED_TAIL = b'"},"finish_reason":"stop"}]}'
+_FLOOD_PIECE = 4096  # bytes of text per chunk of an oversized stream
+
+
 async def _frames(first: dict[str, Any], chunks: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
     yield sse.event(first)
-    async for chunk in chunks:
-        yield sse.event(chunk)
+    try:
+        async for chunk in chunks:
+            yield sse.event(chunk)
+    except core.SimulatedTruncation:
+        return  # the body ends cleanly, the answer does not
+    except core.SimulatedOversize as exc:
+        piece = sse.event({"choices": [{"index": 0, "delta": {"content": "a" * _FLOOD_PIECE}}]})
+        for _ in range(exc.size // _FLOOD_PIECE + 1):
+            yield piece
+        yield sse.event({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
     yield sse.DONE
+
+
+async def _oversized(head: bytes, size: int, tail: bytes) -> AsyncIterator[bytes]:
+    yield head
+    block = b"a" * 65536
+    for start in range(0, size, len(block)):
+        yield block[: size - start]
+    yield tail
 
 
 async def _broken(partial: bytes) -> AsyncIterator[bytes]:

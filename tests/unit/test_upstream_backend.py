@@ -1,0 +1,157 @@
+"""The backend's call boundary over an in-memory transport (httpx.MockTransport): the half-open trial is
+given back whatever ends a call, an unencodable request is rejected without counting against the model,
+and an exception of ours during a call fails that call as a `bad_response`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from app.config import parse_config
+from app.errors import UpstreamError, UpstreamRejectedError
+from app.metrics import Metrics
+from app.moa.types import Answer, CallSpec
+from app.upstream.backend import UpstreamBackend
+from tests.metrics_scrape import Scrape
+
+ASK = [{"role": "user", "content": "hi"}]
+COOLDOWN_S = 0.01
+DEEP: Any = {}
+for _ in range(300):
+    DEEP = {"nested": DEEP}
+Handler = Callable[[httpx.Request], Any]
+
+
+def spec(**params: Any) -> CallSpec:
+    return CallSpec(1, "proposer", "m", ASK, params)
+
+
+def answer(text: str = "ok") -> httpx.Response:
+    message = {"role": "assistant", "content": text}
+    return httpx.Response(200, json={"choices": [{"index": 0, "message": message, "finish_reason": "stop"}]})
+
+
+@contextlib.asynccontextmanager
+async def backend_with(handler: Handler) -> AsyncIterator[tuple[UpstreamBackend, Metrics]]:
+    config = parse_config(
+        {
+            "providers": {
+                "p": {"type": "openai", "base_url": "http://upstream.test/v1", "retries": {"max_attempts": 1}}
+            },
+            "models": {
+                "m": {"provider": "p", "circuit_breaker": {"failure_threshold": 1, "cooldown_s": COOLDOWN_S}}
+            },
+        },
+        "test",
+    )
+    metrics = Metrics()
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        yield UpstreamBackend(config, client, metrics), metrics
+
+
+async def half_open(backend: UpstreamBackend) -> None:
+    """Fail once (the threshold is 1), wait out the cool-down, and take the trial."""
+    with contextlib.suppress(UpstreamError):
+        await backend.complete(spec(fail=True))
+    assert backend.circuit_states()["m"] == "open"
+    await asyncio.sleep(COOLDOWN_S * 2)
+    assert backend.admit("m"), "the trial"
+    assert not backend.admit("m"), "only one trial at a time"
+
+
+async def test_an_unencodable_request_is_rejected_and_gives_the_trial_back() -> None:
+    calls: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(500) if b'"fail":true' in request.content else answer()
+
+    async with backend_with(handler) as (backend, metrics):
+        await half_open(backend)
+        errors_before = Scrape(metrics.render().decode()).value("moa_upstream_errors_total", model="m")
+
+        with pytest.raises(
+            UpstreamRejectedError, match=r"model m: the request cannot be encoded .*Recursion"
+        ):
+            await backend.complete(spec(response_format=DEEP))
+
+        assert len(calls) == 1, "no call was made for it"
+        assert (
+            Scrape(metrics.render().decode()).value("moa_upstream_errors_total", model="m") == errors_before
+        )
+        assert backend.admit("m"), "the trial is free again"
+        assert isinstance(await backend.complete(spec()), Answer)
+        assert backend.circuit_states()["m"] == "closed"
+
+
+async def test_an_unencodable_streamed_request_neither_counts_nor_keeps_the_trial() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(500) if b'"fail":true' in request.content else answer()
+
+    async with backend_with(handler) as (backend, _):
+        await half_open(backend)
+        for _ in range(5):
+            with pytest.raises(UpstreamRejectedError):
+                async for _piece in backend.stream(spec(response_format=DEEP)):
+                    pass
+
+        assert backend.admit("m")
+
+
+async def test_a_cancelled_trial_is_given_back() -> None:
+    async def handler(request: httpx.Request) -> httpx.Response:
+        if b'"fail":true' in request.content:
+            return httpx.Response(500)
+        await asyncio.sleep(10)
+        return answer()
+
+    async with backend_with(handler) as (backend, _):
+        await half_open(backend)
+        task = asyncio.create_task(backend.complete(spec()))
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+        assert backend.admit("m")
+
+
+async def test_a_stream_closed_early_gives_the_trial_back() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if b'"fail":true' in request.content:
+            return httpx.Response(500)
+        frames = b'data: {"choices": [{"index": 0, "delta": {"content": "Hi"}}]}\n\n' * 3
+        return httpx.Response(200, content=frames, headers={"content-type": "text/event-stream"})
+
+    async with backend_with(handler) as (backend, _):
+        await half_open(backend)
+        pieces = backend.stream(spec())
+        assert await anext(pieces) == "Hi"
+        await pieces.aclose()
+
+        assert backend.admit("m")
+
+
+async def test_an_exception_of_ours_fails_the_call_as_bad_response(caplog: pytest.LogCaptureFixture) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if b'"fail":true' in request.content:
+            return httpx.Response(500)
+        raise RuntimeError("a bug somewhere")
+
+    async with backend_with(handler) as (backend, metrics):
+        await half_open(backend)
+        with caplog.at_level(logging.ERROR), pytest.raises(UpstreamError) as caught:
+            await backend.complete(spec())
+
+        assert caught.value.kind == "bad_response"
+        assert caught.value.message == "model m: the provider's answer could not be handled (RuntimeError)"
+        assert "failed unexpectedly: RuntimeError: a bug somewhere" in caplog.text
+        assert backend.circuit_states()["m"] == "open", "the trial failed: open again, not stuck half-open"
+        scrape = Scrape(metrics.render().decode())
+        assert scrape.value("moa_upstream_errors_total", model="m", kind="bad_response") == 1
