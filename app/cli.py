@@ -14,8 +14,7 @@ from types import FrameType
 import uvicorn
 from fastapi import FastAPI
 
-from app.config import load_config
-from app.errors import ConfigError
+from app.config import ConfigError, load_config
 from app.logs import configure_logging
 from app.settings import Settings
 

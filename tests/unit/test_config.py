@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from app.config import OpenAIProvider, load_config
-from app.errors import ConfigError
+from app.config import ConfigError, OpenAIProvider, load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,0 +1,33 @@
+"""The YAML config: its schema, loading with `${VAR}` expansion, and the core's view of its topology."""
+
+from app.config.loading import ConfigError, load_config, parse_config
+from app.config.schema import (
+    AuthConfig,
+    CircuitBreakerConfig,
+    GatewayConfig,
+    Layer,
+    ModelConfig,
+    OpenAIProvider,
+    PipelineConfig,
+    Price,
+    Provider,
+    RetryPolicy,
+    SimulatedProvider,
+)
+
+__all__ = [
+    "AuthConfig",
+    "CircuitBreakerConfig",
+    "ConfigError",
+    "GatewayConfig",
+    "Layer",
+    "ModelConfig",
+    "OpenAIProvider",
+    "PipelineConfig",
+    "Price",
+    "Provider",
+    "RetryPolicy",
+    "SimulatedProvider",
+    "load_config",
+    "parse_config",
+]
