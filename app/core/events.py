@@ -1,0 +1,89 @@
+"""The events of one run, in the order they happen; the runner's only output.
+
+    RunStarted
+      LayerStarted (per proposer layer)
+        CallStarted, [CallDelta...], CallFinished   (per call: fallbacks and skips are calls too)
+      LayerFinished
+      CallStarted (final), [FinalDelta...], CallFinished
+    RunFinished | RunFailed
+
+Proposer `CallDelta`s are produced only when the consumer asks for them; `FinalDelta`s only when the
+final answer is streamed. `collect()` folds the events into the JSON answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.core.failures import Failure
+from app.core.types import CallRecord, Delta, MoaResult, Role
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    model_id: str
+    pipeline: str | None
+    layers: int
+
+
+@dataclass(frozen=True)
+class LayerStarted:
+    layer: int
+    models: list[str]
+
+
+@dataclass(frozen=True)
+class CallStarted:
+    layer: int
+    role: Role
+    model: str
+    at_s: float  # since the run started
+
+
+@dataclass(frozen=True)
+class CallDelta:
+    layer: int
+    role: Role
+    model: str
+    delta: Delta
+
+
+@dataclass(frozen=True)
+class CallFinished:
+    record: CallRecord
+    at_s: float  # since the run started
+
+
+@dataclass(frozen=True)
+class LayerFinished:
+    layer: int
+    answered: list[str]
+    dropped: list[str]
+
+
+@dataclass(frozen=True)
+class FinalDelta:
+    delta: Delta
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    result: MoaResult
+
+
+@dataclass(frozen=True)
+class RunFailed:
+    failure: Failure
+
+
+Event = (
+    RunStarted
+    | LayerStarted
+    | CallStarted
+    | CallDelta
+    | CallFinished
+    | LayerFinished
+    | FinalDelta
+    | RunFinished
+    | RunFailed
+)
