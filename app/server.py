@@ -13,14 +13,17 @@ from __future__ import annotations
 import asyncio
 import http
 from dataclasses import dataclass
+from typing import cast
 
 import orjson
 import uvicorn
 from fastapi import FastAPI
+from starlette.types import Scope
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from app.errors import error_body
+from app.api.record import record_of
 from app.settings import Settings
+from app.wire.errors import error_body
 
 
 @dataclass(frozen=True)
@@ -133,7 +136,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             cycle.keep_alive = False
         else:
             # The app is still waiting on the body: tell it the client is gone, and the client why.
-            cycle.scope["state"]["moa_status"] = 408  # what ChatMetricsMiddleware records
+            record_of(cast(Scope, cycle.scope)).status = 408  # what ChatMetricsMiddleware records
             cycle.disconnected = True
             cycle.message_event.set()
             self._close(408, "The request body did not arrive in time", "request_timeout", answer=True)
@@ -173,7 +176,7 @@ def uvicorn_config(app: FastAPI, settings: Settings) -> uvicorn.Config:
         ws="none",  # no WebSocket routes: an upgrade request is an ordinary request
         lifespan="on",  # a lifespan that fails stops the start ("auto" would serve without it)
         log_level=settings.log_level,
-        log_config=None,  # app.logs configures logging
+        log_config=None,  # app.telemetry.logs configures logging
         timeout_graceful_shutdown=settings.shutdown_grace_s,
         timeout_keep_alive=settings.keep_alive_s,
     )

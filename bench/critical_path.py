@@ -16,9 +16,9 @@ import httpx
 from app.config import parse_config
 from app.main import create_app
 from app.settings import Settings
-from app.upstream.simulator.core import SimProfile
-from app.upstream.simulator.server import create_sim_app
-from tests.servers import ServerThread
+from app.sim.core import SimProfile
+from app.sim.server import create_sim_app
+from tests.support.servers import ServerThread
 
 
 def pipeline_config(

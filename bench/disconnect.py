@@ -13,7 +13,7 @@ import time
 from app.config import parse_config
 from app.main import create_app
 from app.settings import Settings
-from tests.servers import HangingUpstream, ServerThread, hanging_moa_config, raw_chat_request
+from tests.support.servers import HangingUpstream, ServerThread, hanging_moa_config, raw_chat_request
 
 
 def main() -> None:

@@ -1,53 +1,15 @@
-"""Shared fixtures: configs for the in-process simulator, and a real simulator server."""
+"""Shared fixtures: a real simulator server. The factories they use live in `tests/support/`."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
-from app.config import GatewayConfig, parse_config
-from app.upstream.simulator.core import SimProfile
-from app.upstream.simulator.server import create_sim_app
-from tests.servers import ServerThread
-
-SIM_KEY = "sk-sim-test-0123456789abcdef"
-PROPOSERS = ["alpha", "beta", "gamma"]
-
-
-def topology(provider: str, *, layers: int = 2, extra_models: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Models alpha/beta/gamma/omega on `provider`, with prices, and pipelines `moa` and `moa-1`."""
-    models: dict[str, Any] = {
-        name: {"provider": provider, "price": {"input_per_mtok": 1.0 + i, "output_per_mtok": 2.0 + i}}
-        for i, name in enumerate([*PROPOSERS, "omega"])
-    }
-    models.update(extra_models or {})
-    return {
-        "models": models,
-        "pipelines": {
-            "moa": {"layers": [{"proposers": PROPOSERS}] * layers, "aggregator": "omega"},
-            "moa-1": {"layers": [{"proposers": PROPOSERS}], "aggregator": "omega"},
-        },
-    }
-
-
-def simulated_config(ttft_ms: float = 0, tokens_per_s: float = 0, **kwargs: Any) -> GatewayConfig:
-    data = {
-        "providers": {"sim": {"type": "simulated", "ttft_ms": ttft_ms, "tokens_per_s": tokens_per_s}},
-        **topology("sim", **kwargs),
-    }
-    return parse_config(data, "test")
-
-
-def http_config(base_url: str, api_key: str = SIM_KEY, **kwargs: Any) -> GatewayConfig:
-    data = {
-        "providers": {
-            "remote": {"type": "openai", "base_url": base_url, "api_key": api_key, "timeout_s": 10}
-        },
-        **topology("remote", **kwargs),
-    }
-    return parse_config(data, "test")
+from app.sim.core import SimProfile
+from app.sim.server import create_sim_app
+from tests.support.configs import SIM_KEY
+from tests.support.servers import ServerThread
 
 
 @pytest.fixture(scope="session")

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.errors import UpstreamError
-from app.moa.types import Usage
+from app.core.failures import Failure
+from app.core.types import Usage
+from app.upstream.failures import upstream_error
 
 # No call uses 4 billion tokens; and counts summed over a request must stay within JSON's 64-bit ints.
 MAX_TOKEN_COUNT = 2**32
 
 
-def malformed(alias: str, what: str) -> UpstreamError:
-    return UpstreamError(f"model {alias}: malformed response ({what})", model=alias)
+def malformed(alias: str, what: str) -> Failure:
+    return upstream_error(f"model {alias}: malformed response ({what})", model=alias)
 
 
 def completion_choice(alias: str, payload: dict[str, Any]) -> tuple[str, str]:

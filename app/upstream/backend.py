@@ -1,5 +1,5 @@
 """The one boundary every upstream call crosses: request body, retries, circuit breakers, timing,
-usage, cost, metrics and the log line."""
+usage and cost, told to the observer (metrics, logs). Implements the core's ChatBackend."""
 
 from __future__ import annotations
 
@@ -13,46 +13,36 @@ from typing import Any
 import httpx
 import orjson
 
-from app.config import GatewayConfig, OpenAIProvider
-from app.errors import UpstreamError, UpstreamRejectedError, redact
-from app.logs import fields_text
-from app.metrics import Metrics
-from app.moa.types import Answer, CallSpec, Usage
-from app.tokens import count_prompt_tokens, count_tokens
+from app.config import GatewayConfig
+from app.core.failures import Failure
+from app.core.ports import CallObserver, RunContext
+from app.core.tokens import count_prompt_tokens, count_tokens
+from app.core.types import Answer, CallSpec, Delta, Usage
 from app.upstream.answers import StreamedAnswer, completion_choice, reported_usage
 from app.upstream.body import UpstreamLimits
 from app.upstream.circuit import CircuitBreaker
-from app.upstream.http import HttpTransport
-from app.upstream.retry import retry_budget_var, retry_delay
-from app.upstream.simulated import SimulatedTransport
+from app.upstream.failures import rejected_error, upstream_error
+from app.upstream.providers import build_transports
+from app.upstream.retry import retry_delay
+from app.upstream.secrets import redact
 from app.upstream.transport import Transport
 
 logger = logging.getLogger(__name__)
-_STATE_VALUE = {"closed": 0, "open": 1, "half_open": 2}
 
 
 class UpstreamBackend:
-    """Implements the engine's ChatBackend over the configured providers."""
-
     def __init__(
         self,
         config: GatewayConfig,
         client: httpx.AsyncClient,
-        metrics: Metrics,
+        observer: CallObserver,
         limits: UpstreamLimits | None = None,
     ) -> None:
         self._config = config
-        self._metrics = metrics
-        self._secrets = secrets = config.secrets()
-        self._transports: dict[str, Transport] = {
-            name: HttpTransport(client, p, secrets, limits)
-            if isinstance(p, OpenAIProvider)
-            else SimulatedTransport(p)
-            for name, p in config.providers.items()
-        }
+        self._observer = observer
+        self._secrets = config.secrets()
+        self._transports: dict[str, Transport] = build_transports(config, client, limits)
         self._breakers = {alias: CircuitBreaker(m.circuit_breaker) for alias, m in config.models.items()}
-        for alias in config.models:
-            metrics.circuit_state.labels(alias).set(0)
 
     def admit(self, model: str) -> bool:
         """Is the model's circuit closed (or ready for its one trial call)?"""
@@ -63,36 +53,14 @@ class UpstreamBackend:
     def circuit_states(self) -> dict[str, str]:
         return {alias: breaker.state for alias, breaker in self._breakers.items()}
 
-    async def complete(self, spec: CallSpec) -> Answer:
+    async def call(
+        self, spec: CallSpec, context: RunContext, *, stream: bool
+    ) -> AsyncGenerator[Delta | Answer, None]:
+        """One call, streamed upstream or not, retried within the run's budget until it yields its first
+        delta: a retry after that would repeat what the consumer already has."""
         with self._trial_released(spec.model):
-            content = self._encoded(spec, stream=False)
-            started = time.perf_counter()
-            attempt = 0
-            try:
-                while True:
-                    try:
-                        with self._unexpected_as_bad_response(spec):
-                            payload = await self._transport(spec).complete(spec.model, content)
-                            text, finish_reason = completion_choice(spec.model, payload)
-                            usage = reported_usage(spec.model, payload.get("usage"))
-                        break
-                    except UpstreamError as exc:
-                        delay = self._retry_delay(spec, exc, attempt)
-                        if delay is None:
-                            self._failed(spec, started, exc)
-                            raise
-                    await asyncio.sleep(delay)
-                    attempt += 1
-            except asyncio.CancelledError:
-                self._cancelled(spec, started)
-                raise
-            if usage is None:
-                usage = _estimated_usage(spec, text)
-            return self._succeeded(spec, started, text, finish_reason, usage, None)
-
-    async def stream(self, spec: CallSpec) -> AsyncGenerator[str | Answer, None]:
-        with self._trial_released(spec.model):
-            content = self._encoded(spec, stream=True)
+            content = self._encoded(spec, stream=stream)
+            transport = self._transports[self._config.provider_of(spec.model)]
             started = time.perf_counter()
             attempt = 0
             ttft_s: float | None = None
@@ -100,34 +68,40 @@ class UpstreamBackend:
                 while True:
                     answer = StreamedAnswer(spec.model)
                     try:
-                        chunks = self._transport(spec).stream(spec.model, content)
-                        # aclosing: a chunk we refuse must close the upstream response now, not at GC.
                         with self._unexpected_as_bad_response(spec):
-                            async with contextlib.aclosing(chunks):
-                                async for chunk in chunks:
-                                    for delta in answer.feed(chunk):
-                                        if ttft_s is None:
-                                            ttft_s = time.perf_counter() - started
-                                        yield delta
-                            if not answer.saw_choices:
-                                raise UpstreamError(
-                                    f"model {spec.model}: the stream carried no choices", model=spec.model
-                                )
+                            if stream:
+                                # aclosing: a chunk we refuse must close the upstream response now.
+                                chunks = transport.stream(spec.model, content)
+                                async with contextlib.aclosing(chunks):
+                                    async for chunk in chunks:
+                                        for piece in answer.feed(chunk):
+                                            if ttft_s is None:
+                                                ttft_s = time.perf_counter() - started
+                                            yield Delta(text=piece)
+                                if not answer.saw_choices:
+                                    raise upstream_error(
+                                        f"model {spec.model}: the stream carried no choices", model=spec.model
+                                    )
+                                text, finish_reason = "".join(answer.parts), answer.finish_reason
+                                usage = answer.usage
+                            else:
+                                payload = await transport.complete(spec.model, content)
+                                text, finish_reason = completion_choice(spec.model, payload)
+                                usage = reported_usage(spec.model, payload.get("usage"))
                         break
-                    except UpstreamError as exc:
-                        # Once a token went out, a retry would repeat it: only a silent failure is retried.
-                        delay = None if answer.parts else self._retry_delay(spec, exc, attempt)
+                    except Failure as exc:
+                        delay = None if answer.parts else self._retry_delay(spec, exc, attempt, context)
                         if delay is None:
                             self._failed(spec, started, exc)
                             raise
                     await asyncio.sleep(delay)
                     attempt += 1
-            except (asyncio.CancelledError, GeneratorExit):  # the request was cancelled or the stream closed
-                self._cancelled(spec, started)
+            except (asyncio.CancelledError, GeneratorExit):  # the run was cancelled or the stream closed
+                self._observer.call_cancelled(spec, time.perf_counter() - started)
                 raise
-            text = "".join(answer.parts)
-            usage = answer.usage if answer.usage is not None else _estimated_usage(spec, text)
-            yield self._succeeded(spec, started, text, answer.finish_reason, usage, ttft_s)
+            if usage is None:
+                usage = _estimated_usage(spec, text)
+            yield self._succeeded(spec, started, text, finish_reason, usage, ttft_s)
 
     @contextlib.contextmanager
     def _trial_released(self, model: str) -> Iterator[None]:
@@ -142,12 +116,12 @@ class UpstreamBackend:
 
     @contextlib.contextmanager
     def _unexpected_as_bad_response(self, spec: CallSpec) -> Iterator[None]:
-        """Around one attempt: any exception that is not an UpstreamError (nor a cancellation) fails this
+        """Around one attempt: any exception that is not an Failure (nor a cancellation) fails this
         call as a `bad_response`, not the whole request. It may be a bug of ours rather than the
         provider's, so it is logged as an error, with its type."""
         try:
             yield
-        except UpstreamError:
+        except Failure:
             raise
         except Exception as exc:
             name = type(exc).__name__
@@ -158,7 +132,7 @@ class UpstreamBackend:
                 redact(str(exc), self._secrets)[:300],
                 exc_info=logger.isEnabledFor(logging.DEBUG),
             )
-            raise UpstreamError(
+            raise upstream_error(
                 f"model {spec.model}: the provider's answer could not be handled ({name})", model=spec.model
             ) from exc
 
@@ -168,14 +142,12 @@ class UpstreamBackend:
         try:
             return orjson.dumps(self._body(spec, stream=stream))
         except orjson.JSONEncodeError as exc:
-            self._log(logging.INFO, spec, "unencodable", 0.0, error=str(exc))
-            raise UpstreamRejectedError(
+            failure = rejected_error(
                 f"model {spec.model}: the request cannot be encoded for the provider ({exc})",
                 model=spec.model,
-            ) from None
-
-    def _transport(self, spec: CallSpec) -> Transport:
-        return self._transports[self._config.provider_of(spec.model)]
+            )
+            self._observer.call_refused(spec, failure)
+            raise failure from None
 
     def _body(self, spec: CallSpec, *, stream: bool) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -186,25 +158,20 @@ class UpstreamBackend:
         if stream:
             body["stream"] = True
             provider = self._config.providers[self._config.provider_of(spec.model)]
-            if not isinstance(provider, OpenAIProvider) or provider.stream_include_usage:
+            if getattr(provider, "stream_include_usage", True):
                 body["stream_options"] = {"include_usage": True}
         return body
 
-    def _retry_delay(self, spec: CallSpec, exc: UpstreamError, attempt: int) -> float | None:
-        """Seconds until the next attempt, or None to give up; counts the retry when there is one."""
-        provider = self._config.provider_of(spec.model)
-        policy = self._config.providers[provider].retries
-        delay = retry_delay(policy, exc, attempt, budget=retry_budget_var.get())
+    def _retry_delay(self, spec: CallSpec, exc: Failure, attempt: int, context: RunContext) -> float | None:
+        """Seconds until the next attempt, or None to give up; tells the observer of a retry."""
+        policy = self._config.providers[self._config.provider_of(spec.model)].retries
+        delay = retry_delay(policy, exc, attempt, budget=context.retry_budget)
         if delay is not None:
-            self._metrics.upstream_errors.labels(provider, spec.model, spec.role, exc.kind).inc()
-            self._metrics.upstream_retries.labels(provider, spec.model).inc()
-            self._log(
-                logging.INFO, spec, "retry", 0.0, attempt=attempt + 1, delay_s=round(delay, 3), kind=exc.kind
-            )
+            self._observer.call_retried(spec, exc, attempt, delay)
         return delay
 
     def _publish_circuit(self, model: str) -> None:
-        self._metrics.circuit_state.labels(model).set(_STATE_VALUE[self._breakers[model].state])
+        self._observer.circuit_changed(model, self._breakers[model].state)
 
     def _succeeded(
         self,
@@ -224,59 +191,15 @@ class UpstreamBackend:
             if price
             else 0.0
         )
-        self._observe(spec, "ok", duration_s, usage=usage, cost_usd=cost, ttft_s=ttft_s)
-        self._log(
-            logging.INFO,
-            spec,
-            "ok",
-            duration_s,
-            prompt_tokens=usage.prompt_tokens,
-            completion_tokens=usage.completion_tokens,
-            usage_estimated=usage.estimated,
-            cost_usd=round(cost, 10),
-            ttft_ms=None if ttft_s is None else round(ttft_s * 1000, 1),
-        )
-        return Answer(text, finish_reason, usage, cost, ttft_s)
+        answer = Answer(text, finish_reason, usage, cost, ttft_s)
+        self._observer.call_succeeded(spec, duration_s, answer)
+        return answer
 
-    def _failed(self, spec: CallSpec, started: float, exc: UpstreamError) -> None:
-        duration_s = time.perf_counter() - started
+    def _failed(self, spec: CallSpec, started: float, exc: Failure) -> None:
         if exc.kind != "rejected":  # a rejection is the request's fault, not the model's
             self._breakers[spec.model].record_failure()
             self._publish_circuit(spec.model)
-        outcome = "timeout" if exc.kind == "timeout" else "error"
-        self._observe(spec, outcome, duration_s, error_kind=exc.kind)
-        self._log(logging.WARNING, spec, outcome, duration_s, kind=exc.kind, error=exc.message)
-
-    def _cancelled(self, spec: CallSpec, started: float) -> None:
-        duration_s = time.perf_counter() - started
-        self._observe(spec, "cancelled", duration_s)
-        self._log(logging.INFO, spec, "cancelled", duration_s)
-
-    def _observe(self, spec: CallSpec, outcome: str, duration_s: float, **details: Any) -> None:
-        provider = self._config.provider_of(spec.model)
-        self._metrics.upstream_call(
-            provider=provider,
-            model=spec.model,
-            role=spec.role,
-            outcome=outcome,
-            duration_s=duration_s,
-            **details,
-        )
-
-    def _log(self, level: int, spec: CallSpec, outcome: str, duration_s: float, **extra: Any) -> None:
-        if not logger.isEnabledFor(level):  # skip building the line at MOA_LOG_LEVEL=warning
-            return
-        fields = {
-            "event": "upstream_call",
-            "provider": self._config.provider_of(spec.model),
-            "model": spec.model,
-            "role": spec.role,
-            "layer": spec.layer,
-            "outcome": outcome,
-            "latency_ms": round(duration_s * 1000, 1),
-            **extra,
-        }
-        logger.log(level, "%s", fields_text(fields), extra={"fields": fields})
+        self._observer.call_failed(spec, time.perf_counter() - started, exc)
 
 
 def _estimated_usage(spec: CallSpec, text: str) -> Usage:

@@ -1,4 +1,4 @@
-"""When and how long to wait before retrying an upstream call, and the per-request retry budget.
+"""When and how long to wait before retrying an upstream call, within the run's retry budget.
 
 Retried: connection failures and the statuses a provider uses for "try again" (408, 409, 429, 5xx).
 Never: other 4xx (the same request fails the same way), our own deadlines, errors after a stream began.
@@ -10,40 +10,24 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from contextvars import ContextVar
 from email.utils import parsedate_to_datetime
 from time import time
 
 from app.config import RetryPolicy
-from app.errors import UpstreamError
+from app.core.failures import Failure
+from app.core.ports import RetryBudget
 
 _RETRY_STATUSES = {408, 409, 429}
 
 
-class RetryBudget:
-    """Retries one request may spend across all its calls, so a fan-out cannot multiply a storm."""
-
-    def __init__(self, retries: int) -> None:
-        self.left = retries
-
-    def take(self) -> bool:
-        if self.left <= 0:
-            return False
-        self.left -= 1
-        return True
-
-
-retry_budget_var: ContextVar[RetryBudget | None] = ContextVar("retry_budget", default=None)
-
-
-def is_retryable(exc: UpstreamError) -> bool:
+def is_retryable(exc: Failure) -> bool:
     status = exc.upstream_status
     return exc.kind == "connection" or (status is not None and (status in _RETRY_STATUSES or status >= 500))
 
 
 def retry_delay(
     policy: RetryPolicy,
-    exc: UpstreamError,
+    exc: Failure,
     attempt: int,
     *,
     budget: RetryBudget | None,

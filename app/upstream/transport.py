@@ -8,20 +8,21 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from app.errors import UpstreamError
+from app.core.failures import Failure
+from app.upstream.failures import upstream_error
 
 T = TypeVar("T")
 
 
 class Transport(Protocol):
     async def complete(self, alias: str, content: bytes) -> dict[str, Any]:
-        """A `chat.completion` object for the encoded request `content`; raises UpstreamError naming
+        """A `chat.completion` object for the encoded request `content`; raises Failure naming
         `alias` on failure."""
         ...
 
     def stream(self, alias: str, content: bytes) -> AsyncGenerator[dict[str, Any], None]:
         """`chat.completion.chunk` objects until the upstream's `[DONE]` (or its end after a
-        `finish_reason`); a stream cut short before either raises a `mid_stream` UpstreamError."""
+        `finish_reason`); a stream cut short before either raises a `mid_stream` Failure."""
         ...
 
 
@@ -81,9 +82,9 @@ def has_finish_reason(chunk: dict[str, Any]) -> bool:
     )
 
 
-def truncated_stream(alias: str) -> UpstreamError:
+def truncated_stream(alias: str) -> Failure:
     """The failure of a stream that ended before a `finish_reason` and without `[DONE]`."""
-    return UpstreamError(
+    return upstream_error(
         f"model {alias}: the stream ended before the answer was complete (no finish_reason, no [DONE])",
         model=alias,
         kind="mid_stream",

@@ -16,8 +16,8 @@ from pydantic import SecretStr
 from app.config import GatewayConfig, parse_config
 from app.main import create_app
 from app.settings import Settings
-from tests.conftest import simulated_config, topology
-from tests.servers import ServerThread
+from tests.support.configs import simulated_config, topology
+from tests.support.servers import ServerThread
 
 ASK = {"messages": [{"role": "user", "content": "Why is the sky blue?"}]}
 

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from app.config import GatewayConfig, parse_config
 from app.main import create_app
 from app.settings import Settings
-from tests.conftest import simulated_config, topology
+from tests.support.configs import simulated_config, topology
 
 ASK = {"messages": [{"role": "user", "content": "Why is the sky blue?"}]}
 

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from app.main import create_app
 from app.settings import Settings
-from tests.conftest import simulated_config
-from tests.servers import ServerThread
+from tests.support.configs import simulated_config
+from tests.support.servers import ServerThread
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

@@ -13,13 +13,15 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.config import GatewayConfig, parse_config
+from app.core.types import CallSpec
 from app.main import create_app
-from app.metrics import Metrics
-from app.moa.types import CallSpec
 from app.settings import Settings
+from app.telemetry.metrics import Metrics
+from app.telemetry.observer import TelemetryObserver
 from app.upstream.backend import UpstreamBackend
-from tests.conftest import simulated_config, topology
-from tests.metrics_scrape import Scrape
+from tests.support.backend import complete, providers_of
+from tests.support.configs import simulated_config, topology
+from tests.support.metrics import Scrape
 
 ASK = {"messages": [{"role": "user", "content": "Why is the sky blue?"}]}
 PRICES = {
@@ -184,9 +186,9 @@ async def test_a_cancelled_call_is_observed_as_cancelled() -> None:
     config = simulated_config(ttft_ms=5000)
     metrics = Metrics()
     async with httpx.AsyncClient() as client:
-        backend = UpstreamBackend(config, client, metrics)
+        backend = UpstreamBackend(config, client, TelemetryObserver(metrics, providers_of(config)))
         spec = CallSpec(1, "proposer", "alpha", ASK["messages"], {})
-        task = asyncio.create_task(backend.complete(spec))
+        task = asyncio.create_task(complete(backend, spec))
         await asyncio.sleep(0.05)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):

@@ -16,8 +16,8 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import SIM_KEY
-from tests.servers import ServerThread
+from tests.support.configs import SIM_KEY
+from tests.support.servers import ServerThread
 
 CONFIG = """
 providers:

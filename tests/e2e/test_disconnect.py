@@ -11,8 +11,8 @@ import pytest
 from app.config import parse_config
 from app.main import create_app
 from app.settings import Settings
-from tests.metrics_scrape import Scrape
-from tests.servers import HangingUpstream, ServerThread, hanging_moa_config, raw_chat_request
+from tests.support.metrics import Scrape
+from tests.support.servers import HangingUpstream, ServerThread, hanging_moa_config, raw_chat_request
 
 
 @pytest.fixture

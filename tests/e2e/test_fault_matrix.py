@@ -19,24 +19,9 @@ import pytest
 from app.config import parse_config
 from app.main import create_app
 from app.settings import Settings
-from tests.conftest import SIM_KEY
-from tests.servers import ServerThread
-
-FAULTS = [
-    "hang",
-    "error_500",
-    "error_503",
-    "rate_limit",
-    "refused",
-    "reset",
-    "non_json",
-    "empty_choices",
-    "trickle",
-    "malformed_usage",
-    "oversized_body",
-    "truncated_stream",
-    "endless_trickle",
-]
+from tests.support.configs import SIM_KEY
+from tests.support.faults import FAULTS, fault_config
+from tests.support.servers import ServerThread
 
 # fault -> (proposer outcome, aggregator non-streamed, aggregator streamed)
 # "dropped": 200, the layer goes on without it; "NNN": that status as JSON before any byte;
@@ -62,39 +47,8 @@ LIMITS: dict[str, Any] = {
     "upstream_max_event_bytes": 16 * 1024,
     "upstream_max_stream_bytes": 256 * 1024,
 }
-OVERSIZE_BYTES = 1024 * 1024
 ASK = [{"role": "user", "content": "Why is the sky blue?"}]
 README = Path(__file__).resolve().parents[2] / "README.md"
-
-
-def fault_config(sim_url: str) -> dict[str, Any]:
-    fast_fail = {
-        "timeout_s": 0.5,
-        "idle_timeout_s": 0.3,
-        "retries": {"max_attempts": 2, "base_delay_s": 0.01, "retry_after_cap_s": 0.05},
-    }
-    providers = {
-        "sim": {"type": "openai", "base_url": f"{sim_url}/v1", "api_key": SIM_KEY, **fast_fail},
-        "refused": {"type": "openai", "base_url": "http://127.0.0.1:9/v1", **fast_fail},
-    }
-    models: dict[str, Any] = {name: {"provider": "sim"} for name in ["alpha", "beta", "omega"]}
-    for fault in FAULTS:
-        if fault == "refused":
-            models[f"f-{fault}"] = {"provider": "refused"}
-        else:
-            simulate = {"fault": fault, "oversize_bytes": OVERSIZE_BYTES}
-            models[f"f-{fault}"] = {"provider": "sim", "params": {"simulate": simulate}}
-    pipelines: dict[str, Any] = {}
-    for fault in FAULTS:
-        pipelines[f"proposer-{fault}"] = {
-            "layers": [{"proposers": ["alpha", "beta", f"f-{fault}"]}],
-            "aggregator": "omega",
-        }
-        pipelines[f"aggregator-{fault}"] = {
-            "layers": [{"proposers": ["alpha", "beta"]}],
-            "aggregator": f"f-{fault}",
-        }
-    return {"providers": providers, "models": models, "pipelines": pipelines}
 
 
 @pytest.fixture(scope="module")

@@ -15,9 +15,9 @@ import pytest
 
 from app.main import create_app
 from app.settings import Settings
-from tests.conftest import http_config
-from tests.metrics_scrape import Scrape
-from tests.servers import ServerThread
+from tests.support.configs import http_config
+from tests.support.metrics import Scrape
+from tests.support.servers import ServerThread
 
 ASK: list[Any] = [{"role": "user", "content": "Why is the sky blue?"}]
 

@@ -12,9 +12,9 @@ import httpx
 from app.config import parse_config
 from app.main import create_app
 from app.settings import Settings
-from tests.conftest import SIM_KEY
-from tests.metrics_scrape import Scrape
-from tests.servers import ServerThread
+from tests.support.configs import SIM_KEY
+from tests.support.metrics import Scrape
+from tests.support.servers import ServerThread
 
 ASK = [{"role": "user", "content": "Why is the sky blue?"}]
 

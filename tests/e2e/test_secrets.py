@@ -12,9 +12,9 @@ from pydantic import SecretStr
 from app.config import parse_config
 from app.main import create_app
 from app.settings import Settings
-from tests.conftest import SIM_KEY
-from tests.e2e.test_fault_matrix import FAULTS, fault_config
-from tests.servers import ServerThread
+from tests.support.configs import SIM_KEY
+from tests.support.faults import FAULTS, fault_config
+from tests.support.servers import ServerThread
 
 GATEWAY_KEY = "gw-key-4b1d9e0c7a"
 

@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from app.config import parse_config
 from app.main import create_app
 from app.settings import Settings
-from tests.servers import ServerThread
+from tests.support.servers import ServerThread
 
 KEY = "sk-upstream-secret-7f3a9"
 ASK: list[Any] = [{"role": "user", "content": "Hi"}]

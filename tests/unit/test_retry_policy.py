@@ -8,14 +8,16 @@ from email.utils import format_datetime
 import pytest
 
 from app.config import RetryPolicy
-from app.errors import UpstreamError, UpstreamRejectedError, UpstreamTimeoutError
-from app.upstream.retry import RetryBudget, is_retryable, parse_retry_after, retry_delay
+from app.core.failures import Failure
+from app.core.ports import RetryBudget
+from app.upstream.failures import rejected_error, timeout_error, upstream_error
+from app.upstream.retry import is_retryable, parse_retry_after, retry_delay
 
 POLICY = RetryPolicy(max_attempts=5, base_delay_s=0.5, max_delay_s=3.0, retry_after_cap_s=2.0)
 
 
-def status(code: int, retry_after_s: float | None = None) -> UpstreamError:
-    return UpstreamError("x", model="m", upstream_status=code, retry_after_s=retry_after_s)
+def status(code: int, retry_after_s: float | None = None) -> Failure:
+    return upstream_error("x", model="m", upstream_status=code, retry_after_s=retry_after_s)
 
 
 @pytest.mark.parametrize("code", [408, 409, 429, 500, 502, 503, 504])
@@ -29,10 +31,10 @@ def test_statuses_that_would_fail_again_are_not(code: int) -> None:
 
 
 def test_connection_errors_are_retried_but_our_own_deadlines_and_rejections_are_not() -> None:
-    assert is_retryable(UpstreamError("refused", model="m", kind="connection"))
-    assert not is_retryable(UpstreamTimeoutError("slow", model="m"))
-    assert not is_retryable(UpstreamRejectedError("bad", model="m", upstream_status=400))
-    assert not is_retryable(UpstreamError("not JSON", model="m"))
+    assert is_retryable(upstream_error("refused", model="m", kind="connection"))
+    assert not is_retryable(timeout_error("slow", model="m"))
+    assert not is_retryable(rejected_error("bad", model="m", upstream_status=400))
+    assert not is_retryable(upstream_error("not JSON", model="m"))
 
 
 def test_delay_doubles_per_attempt_up_to_the_cap() -> None:
@@ -61,7 +63,7 @@ def test_the_request_budget_is_shared_and_runs_out() -> None:
     budget = RetryBudget(2)
 
     first = retry_delay(POLICY, status(503), 0, budget=budget)
-    second = retry_delay(POLICY, UpstreamError("x", model="other", kind="connection"), 0, budget=budget)
+    second = retry_delay(POLICY, upstream_error("x", model="other", kind="connection"), 0, budget=budget)
     third = retry_delay(POLICY, status(503), 1, budget=budget)
 
     assert first is not None and second is not None

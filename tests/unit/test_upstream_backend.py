@@ -14,11 +14,13 @@ import httpx
 import pytest
 
 from app.config import parse_config
-from app.errors import UpstreamError, UpstreamRejectedError
-from app.metrics import Metrics
-from app.moa.types import Answer, CallSpec
+from app.core.failures import Failure
+from app.core.types import Answer, CallSpec, Delta
+from app.telemetry.metrics import Metrics
+from app.telemetry.observer import TelemetryObserver
 from app.upstream.backend import UpstreamBackend
-from tests.metrics_scrape import Scrape
+from tests.support.backend import complete, providers_of, stream
+from tests.support.metrics import Scrape
 
 ASK = [{"role": "user", "content": "hi"}]
 COOLDOWN_S = 0.01
@@ -52,13 +54,13 @@ async def backend_with(handler: Handler) -> AsyncIterator[tuple[UpstreamBackend,
     )
     metrics = Metrics()
     async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
-        yield UpstreamBackend(config, client, metrics), metrics
+        yield UpstreamBackend(config, client, TelemetryObserver(metrics, providers_of(config))), metrics
 
 
 async def half_open(backend: UpstreamBackend) -> None:
     """Fail once (the threshold is 1), wait out the cool-down, and take the trial."""
-    with contextlib.suppress(UpstreamError):
-        await backend.complete(spec(fail=True))
+    with contextlib.suppress(Failure):
+        await complete(backend, spec(fail=True))
     assert backend.circuit_states()["m"] == "open"
     await asyncio.sleep(COOLDOWN_S * 2)
     assert backend.admit("m"), "the trial"
@@ -76,17 +78,15 @@ async def test_an_unencodable_request_is_rejected_and_gives_the_trial_back() -> 
         await half_open(backend)
         errors_before = Scrape(metrics.render().decode()).value("moa_upstream_errors_total", model="m")
 
-        with pytest.raises(
-            UpstreamRejectedError, match=r"model m: the request cannot be encoded .*Recursion"
-        ):
-            await backend.complete(spec(response_format=DEEP))
+        with pytest.raises(Failure, match=r"model m: the request cannot be encoded .*Recursion"):
+            await complete(backend, spec(response_format=DEEP))
 
         assert len(calls) == 1, "no call was made for it"
         assert (
             Scrape(metrics.render().decode()).value("moa_upstream_errors_total", model="m") == errors_before
         )
         assert backend.admit("m"), "the trial is free again"
-        assert isinstance(await backend.complete(spec()), Answer)
+        assert isinstance(await complete(backend, spec()), Answer)
         assert backend.circuit_states()["m"] == "closed"
 
 
@@ -97,8 +97,8 @@ async def test_an_unencodable_streamed_request_neither_counts_nor_keeps_the_tria
     async with backend_with(handler) as (backend, _):
         await half_open(backend)
         for _ in range(5):
-            with pytest.raises(UpstreamRejectedError):
-                async for _piece in backend.stream(spec(response_format=DEEP)):
+            with pytest.raises(Failure):
+                async for _piece in stream(backend, spec(response_format=DEEP)):
                     pass
 
         assert backend.admit("m")
@@ -113,7 +113,7 @@ async def test_a_cancelled_trial_is_given_back() -> None:
 
     async with backend_with(handler) as (backend, _):
         await half_open(backend)
-        task = asyncio.create_task(backend.complete(spec()))
+        task = asyncio.create_task(complete(backend, spec()))
         await asyncio.sleep(0.01)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -131,8 +131,8 @@ async def test_a_stream_closed_early_gives_the_trial_back() -> None:
 
     async with backend_with(handler) as (backend, _):
         await half_open(backend)
-        pieces = backend.stream(spec())
-        assert await anext(pieces) == "Hi"
+        pieces = stream(backend, spec())
+        assert await anext(pieces) == Delta(text="Hi")
         await pieces.aclose()
 
         assert backend.admit("m")
@@ -146,8 +146,8 @@ async def test_an_exception_of_ours_fails_the_call_as_bad_response(caplog: pytes
 
     async with backend_with(handler) as (backend, metrics):
         await half_open(backend)
-        with caplog.at_level(logging.ERROR), pytest.raises(UpstreamError) as caught:
-            await backend.complete(spec())
+        with caplog.at_level(logging.ERROR), pytest.raises(Failure) as caught:
+            await complete(backend, spec())
 
         assert caught.value.kind == "bad_response"
         assert caught.value.message == "model m: the provider's answer could not be handled (RuntimeError)"

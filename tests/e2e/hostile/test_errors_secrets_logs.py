@@ -20,13 +20,13 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from app.config import parse_config
-from app.errors import redact
-from app.logs import JsonFormatter, TextFormatter
 from app.main import create_app
-from app.moa.engine import MoaEngine
+from app.service.chat import ChatService
 from app.settings import Settings
-from tests.conftest import simulated_config
-from tests.servers import ServerThread
+from app.telemetry.logs import JsonFormatter, TextFormatter
+from app.upstream.secrets import redact
+from tests.support.configs import simulated_config
+from tests.support.servers import ServerThread
 
 ASK: list[Any] = [{"role": "user", "content": "Hi"}]
 API_KEY = "sk-live-Q7w3ZpL0x9VbN4mR2tYk8HcD"
@@ -128,7 +128,7 @@ def test_an_unexpected_failure_is_a_500_the_sdk_does_not_retry(monkeypatch: pyte
         calls += 1
         raise RuntimeError("a bug of ours")
 
-    monkeypatch.setattr(MoaEngine, "run", broken_run)
+    monkeypatch.setattr(ChatService, "complete", broken_run)
     with ServerThread(create_app(Settings(), simulated_config())) as gateway:
         raw = httpx.post(
             f"{gateway.url}/v1/chat/completions",

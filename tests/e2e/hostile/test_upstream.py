@@ -34,8 +34,8 @@ from tests.e2e.hostile.raw_upstream import (
     raw,
     sse,
 )
-from tests.metrics_scrape import Scrape
-from tests.servers import ServerThread
+from tests.support.metrics import Scrape
+from tests.support.servers import ServerThread
 
 ASK = [{"role": "user", "content": "Why is the sky blue?"}]
 TRANSPORTS = ["aiohttp", "httpx"]

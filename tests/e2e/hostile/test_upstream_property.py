@@ -22,8 +22,8 @@ from app.config import parse_config
 from app.main import create_app
 from app.settings import Settings
 from tests.e2e.hostile.raw_upstream import RawUpstream, head, post_within, raw
-from tests.metrics_scrape import Scrape
-from tests.servers import ServerThread
+from tests.support.metrics import Scrape
+from tests.support.servers import ServerThread
 
 PROPERTY = settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]

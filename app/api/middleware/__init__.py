@@ -1,0 +1,2 @@
+"""Pure-ASGI middleware, one per module (no `@app.middleware("http")`: that buffers streams and hides
+disconnects)."""

@@ -1,0 +1,1 @@
+"""The HTTP routes, thin: parse, call the service, pick the response class."""

@@ -1,0 +1,119 @@
+"""POST /v1/chat/completions: a run's result as JSON, or its events framed as server-sent events."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import AsyncGenerator, AsyncIterator
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import Response, StreamingResponse
+
+from app.api.deps import RuntimeDep
+from app.api.record import RecordDep, RequestRecord
+from app.core.events import Event, FinalDelta, RunFailed, RunFinished
+from app.core.failures import Failure
+from app.service.chat import ChatRun
+from app.telemetry.metrics import Metrics
+from app.wire import sse
+from app.wire.chat import Completion, chunk_body, completion_body, cost_header, usage_chunk_body
+from app.wire.errors import error_body, failure_body, failure_status
+from app.wire.requests import ChatCompletionRequest, parse_chat_request
+
+logger = logging.getLogger(__name__)
+router = APIRouter()
+
+CHAT_PATH = "/v1/chat/completions"
+_SCHEMA = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": ChatCompletionRequest.model_json_schema()}},
+    }
+}
+ClientEvent = FinalDelta | RunFinished | RunFailed
+
+
+@router.post(CHAT_PATH, openapi_extra=_SCHEMA)
+async def chat_completions(request: Request, runtime: RuntimeDep, record: RecordDep) -> Response:
+    """Create a chat completion; a pipeline id runs Mixture-of-Agents."""
+    service = runtime.chat
+    run = service.prepare(parse_chat_request(await request.body()))
+    record.model, record.stream = run.plan.model_id, run.stream
+    completion = Completion(model=run.plan.model_id)
+    if not run.stream:
+        result = await service.complete(run)
+        record.result = result
+        return Response(
+            orjson.dumps(completion_body(completion, result, run.include_proposals)),
+            media_type="application/json",
+            headers={"x-moa-cost-usd": cost_header(result)},
+        )
+    batches = sse.with_keepalive(_client_events(service.events(run)), runtime.settings.sse_keepalive_s)
+    # Commit to a 200 only once something happened: a fast failure still gets its real status.
+    first = await anext(batches)
+    if isinstance(first, list) and isinstance(first[0], RunFailed):
+        await batches.aclose()
+        raise first[0].failure
+    frames = _sse_frames(completion, run, record, runtime.metrics, first, batches)
+    return StreamingResponse(
+        frames,
+        media_type="text/event-stream",
+        headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+    )
+
+
+async def _client_events(events: AsyncGenerator[Event, None]) -> AsyncIterator[ClientEvent]:
+    """The events a chat completion client sees: the answer's deltas and the run's end."""
+    async with contextlib.aclosing(events) as stream:
+        async for event in stream:
+            if isinstance(event, FinalDelta | RunFinished | RunFailed):
+                yield event
+
+
+async def _sse_frames(
+    completion: Completion,
+    run: ChatRun,
+    record: RequestRecord,
+    metrics: Metrics,
+    first: list[ClientEvent] | sse.KeepAlive,
+    batches: AsyncGenerator[list[ClientEvent] | sse.KeepAlive, None],
+) -> AsyncIterator[bytes]:
+    usage = run.include_usage
+    first_token_seen = False
+    yield sse.event(chunk_body(completion, {"role": "assistant", "content": ""}, None, usage))
+    try:
+        batch = first
+        while True:
+            if not isinstance(batch, list):
+                yield sse.KEEPALIVE_COMMENT
+            else:
+                text = "".join(e.delta.text for e in batch if isinstance(e, FinalDelta))
+                if text:  # the deltas that arrived together go out as one chunk
+                    if not first_token_seen:
+                        first_token_seen = True
+                        elapsed = time.perf_counter() - record.started
+                        metrics.response_ttft.labels(record.model).observe(elapsed)
+                    yield sse.event(chunk_body(completion, {"content": text}, None, usage))
+                for event in batch:
+                    if isinstance(event, RunFailed):
+                        raise event.failure
+                    if isinstance(event, RunFinished):
+                        record.result = event.result
+                        yield sse.event(chunk_body(completion, {}, event.result.finish_reason, usage))
+                        if usage:
+                            yield sse.event(usage_chunk_body(completion, event.result, run.include_proposals))
+            try:
+                batch = await anext(batches)
+            except StopAsyncIteration:
+                break
+    except Failure as exc:  # after the first byte, errors travel in-band
+        logger.warning("stream %s failed after start: %s", completion.id, exc.message)
+        record.status = failure_status(exc)
+        yield sse.event(failure_body(exc))
+    except Exception:
+        logger.exception("stream %s failed unexpectedly", completion.id)
+        record.status = 500
+        yield sse.event(error_body("The gateway failed unexpectedly", "server_error"))
+    yield sse.DONE

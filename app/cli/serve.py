@@ -1,0 +1,69 @@
+"""`moa-gateway serve`: load the config, refuse an open unauthenticated listener, serve until a signal,
+draining first."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import sys
+from types import FrameType
+
+import uvicorn
+from fastapi import FastAPI
+
+from app.config import ConfigError, load_config
+from app.settings import Settings
+from app.telemetry.logs import configure_logging
+
+
+def run(args: argparse.Namespace) -> int:
+    overrides = {k: v for k, v in {"config": args.config, "host": args.host, "port": args.port}.items() if v}
+    if os.environ.get("WEB_CONCURRENCY", "1") != "1":
+        # Metrics, limits and circuit breakers live in the process: scale with replicas instead.
+        print("moa-gateway: runs one worker per process; scale with more replicas", file=sys.stderr)
+        return 2
+    settings = Settings(**overrides)
+    configure_logging(settings.log_level, settings.log_format, settings.max_log_value_chars)
+    try:
+        config = load_config(settings.config)
+    except ConfigError as exc:
+        print(f"moa-gateway: {exc}", file=sys.stderr)
+        return 2
+    has_keys = bool(settings.api_key_digests() or config.auth.api_key_sha256)
+    if not has_keys and not settings.allow_unauthenticated and not _is_loopback(settings.host):
+        print(
+            f"moa-gateway: refusing to listen on {settings.host} with no gateway keys: set MOA_API_KEYS "
+            "(or auth.api_key_sha256 in the config), or MOA_ALLOW_UNAUTHENTICATED=true",
+            file=sys.stderr,
+        )
+        return 2
+    from app.main import create_app
+    from app.server import uvicorn_config
+
+    app = create_app(settings, config)
+    server = _DrainingServer(app, uvicorn_config(app, settings))
+    server.run()
+    return 0
+
+
+class _DrainingServer(uvicorn.Server):
+    """On SIGTERM/SIGINT, mark the app draining (503 to new requests, /readyz 503) before uvicorn stops
+    accepting and gives in-flight requests `timeout_graceful_shutdown` to finish."""
+
+    def __init__(self, app: FastAPI, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self._app = app
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self._app.state.lifecycle.draining = True
+        super().handle_exit(sig, frame)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,276 @@
+"""OpenAI-compatible providers over the shared httpx client: requests, bounded reads, SSE decoding,
+deadlines, and the one translation of transport failures into UpstreamErrors."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import AsyncGenerator
+from typing import Any
+
+import aiohttp
+import h11
+import httpx
+import orjson
+
+from app.config import OpenAIProvider
+from app.core.failures import Failure
+from app.request_context import request_id_var
+from app.upstream.body import AnswerTooLargeError, UpstreamLimits, read_body, read_prefix, sse_events
+from app.upstream.failures import rejected_error, timeout_error, upstream_error
+from app.upstream.retry import parse_retry_after
+from app.upstream.secrets import redact
+from app.upstream.transport import (
+    CallDeadline,
+    ChunkTimeoutError,
+    has_finish_reason,
+    paced,
+    truncated_stream,
+)
+
+_JSON = {"content-type": "application/json", "accept": "application/json"}
+_REJECTED = {400, 413, 422}  # the request itself is at fault: the client should see why
+_TIMED_OUT = {408, 504, 524}
+
+
+class HttpTransport:
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        provider: OpenAIProvider,
+        secrets: list[str],
+        limits: UpstreamLimits | None = None,
+    ) -> None:
+        self._client = client
+        # Credentials in the base URL become a Basic header: never sent in the URL, and aiohttp refuses
+        # a URL with credentials beside an Authorization header, which httpx adds for them.
+        url = httpx.URL(provider.base_url.rstrip("/") + "/chat/completions")
+        self._url = str(url.copy_with(username=None, password=None))
+        self._headers = {**_JSON, **provider.headers}
+        if url.username or url.password:
+            userinfo = f"{url.username}:{url.password}".encode()
+            self._headers["authorization"] = f"Basic {base64.b64encode(userinfo).decode()}"
+        if provider.api_key is not None:
+            self._headers["authorization"] = f"Bearer {provider.api_key.get_secret_value()}"
+        self._total_s = provider.timeout_s
+        self._first_chunk_s = provider.first_token_timeout_s or provider.timeout_s
+        self._idle_s = provider.idle_timeout_s
+        # httpx's read timeout bounds each socket read; our asyncio deadlines bound the call as a whole.
+        read_s = max(provider.timeout_s, self._first_chunk_s, self._idle_s)
+        self._timeout = httpx.Timeout(read_s, connect=provider.connect_timeout_s)
+        self._secrets = secrets
+        self._limits = limits or UpstreamLimits()
+
+    async def complete(self, alias: str, content: bytes) -> dict[str, Any]:
+        in_head = True
+        try:
+            async with asyncio.timeout(self._total_s):
+                response = await self._client.send(self._request(content), stream=True)
+                in_head = False
+                try:
+                    if response.status_code >= 400:
+                        raise await self._status_error(alias, response)
+                    body = await read_body(response, self._limits.max_body_bytes)
+                finally:
+                    await response.aclose()
+        except Exception as exc:
+            error = self._translate(alias, exc, f"no answer within {self._total_s:g}s", in_head=in_head)
+            if error is exc:
+                raise
+            raise error from None
+        payload = decode_json(alias, body)
+        if not payload.get("choices"):
+            raise upstream_error(f"model {alias}: the response has no choices", model=alias)
+        return payload
+
+    async def stream(self, alias: str, content: bytes) -> AsyncGenerator[dict[str, Any], None]:
+        deadline = CallDeadline.start(self._total_s)  # timeout_s bounds the whole call, streamed too
+        wait_s, late = deadline.wait(self._first_chunk_s, f"no answer within {self._first_chunk_s:g}s")
+        try:
+            async with asyncio.timeout(wait_s):
+                response = await self._client.send(self._request(content), stream=True)
+        except Exception as exc:
+            error = self._translate(alias, exc, late, in_head=True)
+            if error is exc:
+                raise
+            raise error from None
+        try:
+            if response.status_code >= 400:
+                late = f"no complete answer within {self._total_s:g}s"
+                async with asyncio.timeout_at(deadline.at):
+                    raise await self._status_error(alias, response)
+            late = "the stream stalled"
+            content_type = response.headers.get("content-type", "").partition(";")[0]
+            if "text/event-stream" not in content_type:
+                raise upstream_error(
+                    f"model {alias}: the provider did not answer with an event stream", model=alias
+                )
+            finished = False
+            events = sse_events(response, self._limits)
+            async for event in paced(events, self._first_chunk_s, self._idle_s, deadline):
+                if event.data == "[DONE]":
+                    return
+                if not event.data:
+                    continue
+                chunk = decode_json(alias, event.data.encode())
+                if "error" in chunk:
+                    raise self._error_frame(alias, chunk["error"])
+                finished = finished or has_finish_reason(chunk)
+                yield chunk
+            if not finished:
+                raise truncated_stream(alias)
+        except Exception as exc:
+            error = self._translate(alias, exc, late, in_head=False)
+            if error is exc:
+                raise
+            raise error from None
+        finally:
+            await response.aclose()
+
+    def _request(self, content: bytes) -> httpx.Request:
+        # The provider's headers plus this request's id, so upstream logs can be joined with ours.
+        headers = {**self._headers, "x-request-id": request_id_var.get()}
+        return self._client.build_request(
+            "POST", self._url, content=content, headers=headers, timeout=self._timeout
+        )
+
+    def _translate(self, alias: str, exc: Exception, late: str, *, in_head: bool) -> Exception:
+        """The Failure for a failure while calling the provider (`late`: what a timeout means
+        here); an exception this does not know is returned as it is, for the backend to report."""
+        if isinstance(exc, Failure):
+            return exc
+        if isinstance(exc, ChunkTimeoutError):
+            return timeout_error(f"model {alias}: {exc}", model=alias)
+        if isinstance(exc, httpx.ConnectTimeout):
+            # The aiohttp transport reports every connection failure (refused, reset, closed) as a
+            # ConnectTimeout; its message says which it was.
+            return self._unreachable(alias, exc)
+        if isinstance(exc, TimeoutError | httpx.TimeoutException):
+            return timeout_error(f"model {alias}: {late}", model=alias)
+        if isinstance(exc, AnswerTooLargeError):
+            return upstream_error(f"model {alias}: {exc}", model=alias)
+        if isinstance(exc, httpx.DecodingError):
+            reason = self._reason(exc)
+            return upstream_error(
+                f"model {alias}: the provider sent a body that cannot be decoded ({reason})", model=alias
+            )
+        if _is_protocol_violation(exc, in_head=in_head):
+            reason = self._reason(exc)
+            return upstream_error(
+                f"model {alias}: the provider sent a malformed HTTP response ({reason})", model=alias
+            )
+        if isinstance(exc, httpx.HTTPError):
+            return self._unreachable(alias, exc)
+        return exc
+
+    def _reason(self, exc: BaseException) -> str:
+        """One short, redacted line of an exception's message: some quote the upstream's bytes."""
+        text = exc.message if isinstance(exc, aiohttp.ClientResponseError) else str(exc)
+        line = text.strip().split("\n", 1)[0].rstrip(":")[:120]
+        return redact(line or type(exc).__name__, self._secrets)
+
+    def _unreachable(self, alias: str, exc: BaseException) -> Failure:
+        return upstream_error(
+            f"model {alias}: the provider could not be reached ({self._reason(exc)})",
+            model=alias,
+            kind="connection",
+        )
+
+    async def _status_error(self, alias: str, response: httpx.Response) -> Failure:
+        try:
+            content = await read_prefix(response, self._limits.max_error_body_bytes)
+        except httpx.HTTPError:  # the status says enough
+            content = b""
+        return status_error(
+            alias,
+            response.status_code,
+            content,
+            self._secrets,
+            retry_after_s=parse_retry_after(response.headers.get("retry-after")),
+        )
+
+    def _error_frame(self, alias: str, error: Any) -> Failure:
+        detail = error.get("message") if isinstance(error, dict) else error
+        message = redact(_text_of(detail, 300), self._secrets)
+        return upstream_error(
+            f"model {alias}: the provider sent an error mid-stream: {message}", model=alias, kind="mid_stream"
+        )
+
+
+def _is_protocol_violation(exc: Exception, *, in_head: bool) -> bool:
+    """Did the provider break HTTP itself (a bad status line, an oversized or malformed header)?
+
+    aiohttp raises ClientResponseError for any unparsable response head. httpx's own pool raises a
+    RemoteProtocolError from h11's; in the body that also means a connection cut short, which stays a
+    connection failure (and is retried).
+    """
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return True
+    if not (in_head and isinstance(exc, httpx.RemoteProtocolError)):
+        return False
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, h11.RemoteProtocolError):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
+def status_error(
+    alias: str, status: int, content: bytes, secrets: list[str], *, retry_after_s: float | None = None
+) -> Failure:
+    """The gateway error for a provider's HTTP error status."""
+    if status in (401, 403):  # the provider's text may echo part of the key: say nothing of it
+        return upstream_error(
+            f"model {alias}: the provider refused the gateway's credentials ({status})",
+            model=alias,
+            upstream_status=status,
+            kind="auth",
+        )
+    detail = redact(_error_message(content), secrets)
+    message = f"model {alias}: the provider answered {status}: {detail}"
+    if status in _REJECTED:
+        return rejected_error(message, model=alias, upstream_status=status)
+    if status in _TIMED_OUT:
+        return timeout_error(message, model=alias, upstream_status=status)
+    kind = "rate_limited" if status == 429 else "server_error" if status >= 500 else "status"
+    return upstream_error(
+        message, model=alias, upstream_status=status, kind=kind, retry_after_s=retry_after_s
+    )
+
+
+def decode_json(alias: str, content: bytes) -> dict[str, Any]:
+    try:
+        payload = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        raise upstream_error(
+            f"model {alias}: the provider sent a body that is not JSON", model=alias
+        ) from None
+    if not isinstance(payload, dict):
+        raise upstream_error(f"model {alias}: the provider sent JSON that is not an object", model=alias)
+    return payload
+
+
+def _error_message(content: bytes) -> str:
+    """The provider's own error message if it sent OpenAI's shape, else the start of its body."""
+    try:
+        payload = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return content[:200].decode("utf-8", "replace").strip() or "(empty body)"
+    if isinstance(payload, dict):
+        error = payload.get("error")
+        if isinstance(error, dict) and error.get("message"):
+            return _text_of(error["message"], 300)
+        if isinstance(error, str):
+            return error[:300]
+    return _text_of(payload, 200)
+
+
+def _text_of(value: Any, limit: int) -> str:
+    """At most `limit` characters showing `value`, which may be any JSON, however deep."""
+    if isinstance(value, str):
+        return value[:limit]
+    try:
+        return orjson.dumps(value)[:limit].decode("utf-8", "replace")
+    except orjson.JSONEncodeError:  # nested past orjson's depth limit; str() would recurse as deep
+        return f"({type(value).__name__})"

@@ -1,0 +1,26 @@
+"""Calling the upstream backend directly, as the core's runner does."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+
+from app.config import GatewayConfig
+from app.core.ports import RunContext
+from app.core.types import Answer, CallSpec, Delta
+from app.upstream.backend import UpstreamBackend
+
+
+def providers_of(config: GatewayConfig) -> dict[str, str]:
+    return {alias: model.provider for alias, model in config.models.items()}
+
+
+async def complete(backend: UpstreamBackend, spec: CallSpec) -> Answer:
+    """A non-streamed call's answer."""
+    async for piece in backend.call(spec, RunContext(), stream=False):
+        if isinstance(piece, Answer):
+            return piece
+    raise AssertionError("the call yielded no answer")
+
+
+def stream(backend: UpstreamBackend, spec: CallSpec) -> AsyncGenerator[Delta | Answer, None]:
+    return backend.call(spec, RunContext(), stream=True)
