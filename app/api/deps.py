@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from app.runtime import Runtime
 
 
-def _runtime(request: Request) -> Runtime:
+async def _runtime(request: Request) -> Runtime:
     runtime = request.state.runtime
     assert isinstance(runtime, Runtime)
     return runtime

@@ -36,7 +36,7 @@ def record_of(scope: Scope) -> RequestRecord:
     return record
 
 
-def _record(request: Request) -> RequestRecord:
+async def _record(request: Request) -> RequestRecord:
     return record_of(request.scope)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -32,7 +31,7 @@ _SCHEMA = {
         "content": {"application/json": {"schema": ChatCompletionRequest.model_json_schema()}},
     }
 }
-ClientEvent = FinalDelta | RunFinished | RunFailed
+ClientEvent = (FinalDelta, RunFinished, RunFailed)  # the events a chat completion client sees
 
 
 @router.post(CHAT_PATH, openapi_extra=_SCHEMA)
@@ -50,12 +49,16 @@ async def chat_completions(request: Request, runtime: RuntimeDep, record: Record
             media_type="application/json",
             headers={"x-moa-cost-usd": cost_header(result)},
         )
-    batches = sse.with_keepalive(_client_events(service.events(run)), runtime.settings.sse_keepalive_s)
-    # Commit to a 200 only once something happened: a fast failure still gets its real status.
+    batches = sse.with_keepalive(service.events(run), runtime.settings.sse_keepalive_s)
+    # Commit to a 200 only once something the client sees happened: a fast failure keeps its status.
     first = await anext(batches)
-    if isinstance(first, list) and isinstance(first[0], RunFailed):
-        await batches.aclose()
-        raise first[0].failure
+    while isinstance(first, list) and not any(isinstance(e, ClientEvent) for e in first):
+        first = await anext(batches)  # the run's inner events (layers, calls) are not this client's
+    if isinstance(first, list):
+        seen = next(e for e in first if isinstance(e, ClientEvent))
+        if isinstance(seen, RunFailed):
+            await batches.aclose()
+            raise seen.failure
     frames = _sse_frames(completion, run, record, runtime.metrics, first, batches)
     return StreamingResponse(
         frames,
@@ -64,21 +67,13 @@ async def chat_completions(request: Request, runtime: RuntimeDep, record: Record
     )
 
 
-async def _client_events(events: AsyncGenerator[Event, None]) -> AsyncIterator[ClientEvent]:
-    """The events a chat completion client sees: the answer's deltas and the run's end."""
-    async with contextlib.aclosing(events) as stream:
-        async for event in stream:
-            if isinstance(event, FinalDelta | RunFinished | RunFailed):
-                yield event
-
-
 async def _sse_frames(
     completion: Completion,
     run: ChatRun,
     record: RequestRecord,
     metrics: Metrics,
-    first: list[ClientEvent] | sse.KeepAlive,
-    batches: AsyncGenerator[list[ClientEvent] | sse.KeepAlive, None],
+    first: list[Event] | sse.KeepAlive,
+    batches: AsyncGenerator[list[Event] | sse.KeepAlive, None],
 ) -> AsyncIterator[bytes]:
     usage = run.include_usage
     first_token_seen = False
