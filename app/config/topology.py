@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.config.schema import GatewayConfig
-from app.core.plan import Catalogue, LayerEntry, ModelEntry, PipelineEntry
+from app.core.plan import Catalogue, LayerPlan, ModelEntry, PipelineEntry
 
 
 def catalogue_of(config: GatewayConfig) -> Catalogue:
@@ -14,7 +14,7 @@ def catalogue_of(config: GatewayConfig) -> Catalogue:
         },
         pipelines={
             pid: PipelineEntry(
-                layers=[LayerEntry(list(lc.proposers), lc.min_proposers, lc.deadline_s) for lc in p.layers],
+                layers=[LayerPlan(list(lc.proposers), lc.min_proposers, lc.deadline_s) for lc in p.layers],
                 aggregator=p.aggregator,
                 prompt=p.aggregator_prompt,
                 aggregator_fallbacks=list(p.aggregator_fallbacks),

@@ -17,7 +17,7 @@ from app.core.events import CallDelta, CallFinished, CallStarted, Event, FinalDe
 from app.core.failures import Failure, FailureKind
 from app.core.plan import Catalogue
 from app.core.ports import ChatBackend, RunContext
-from app.core.types import Answer, CallRecord, CallSpec, Message, Role
+from app.core.types import Answer, CallRecord, CallSpec, CallStatus, Message, Role
 
 
 @dataclass
@@ -102,15 +102,7 @@ class ChainWalker:
                         model=alias,
                     )
             except Failure as exc:
-                record = CallRecord(
-                    step.layer,
-                    step.role,
-                    alias,
-                    "error",
-                    time.perf_counter() - started,
-                    error=exc.message,
-                    failure=exc.kind,
-                )
+                record = _record(step, alias, "error", started, error=exc.message, failure=exc.kind)
                 slot.records.append(record)
                 slot.last_failure = exc
                 yield CallFinished(record, self.since_start())
@@ -118,24 +110,16 @@ class ChainWalker:
                     raise
                 continue
             except asyncio.CancelledError:
+                cancelled = f"model {alias}: cancelled"
                 slot.records.append(
-                    CallRecord(
-                        step.layer,
-                        step.role,
-                        alias,
-                        "cancelled",
-                        time.perf_counter() - started,
-                        error=f"model {alias}: cancelled",
-                        failure=FailureKind.CANCELLED,
-                    )
+                    _record(step, alias, "cancelled", started, error=cancelled, failure=FailureKind.CANCELLED)
                 )
                 raise
-            record = CallRecord(
-                step.layer,
-                step.role,
+            record = _record(
+                step,
                 alias,
                 "ok",
-                time.perf_counter() - started,
+                started,
                 usage=answer.usage,
                 cost_usd=answer.cost_usd,
                 ttft_s=answer.ttft_s,
@@ -157,3 +141,8 @@ class ChainWalker:
 
     def since_start(self) -> float:
         return time.perf_counter() - self._started
+
+
+def _record(step: Step, alias: str, status: CallStatus, started: float, **details: Any) -> CallRecord:
+    """What a call made at `started` (perf_counter) did."""
+    return CallRecord(step.layer, step.role, alias, status, time.perf_counter() - started, **details)

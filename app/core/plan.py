@@ -20,7 +20,9 @@ class ModelEntry:
 
 
 @dataclass(frozen=True)
-class LayerEntry:
+class LayerPlan:
+    """One proposer layer, as configured and as planned."""
+
     proposers: list[str]
     min_proposers: int = 1
     deadline_s: float | None = None
@@ -28,7 +30,7 @@ class LayerEntry:
 
 @dataclass(frozen=True)
 class PipelineEntry:
-    layers: list[LayerEntry]
+    layers: list[LayerPlan]
     aggregator: str
     prompt: str
     aggregator_fallbacks: list[str] = field(default_factory=list)
@@ -60,13 +62,6 @@ class TopologyOverride:
 
     layers: list[list[str]] | None = None
     aggregator: str | None = None
-
-
-@dataclass(frozen=True)
-class LayerPlan:
-    proposers: list[str]
-    min_proposers: int = 1
-    deadline_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -115,7 +110,7 @@ def make_plan(
                 param="moa",
             )
         return Plan(model_id, None, [], catalogue.fallback_chain(model_id))
-    layers = [LayerPlan(list(lc.proposers), lc.min_proposers, lc.deadline_s) for lc in pipeline.layers]
+    layers = list(pipeline.layers)
     aggregator = pipeline.aggregator
     if override is not None:
         check_override(catalogue, override, limits or OverrideLimits())
