@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import http
+import uuid
 from dataclasses import dataclass
 from typing import cast
 
@@ -139,17 +140,28 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             record_of(cast(Scope, cycle.scope)).status = 408  # what ChatMetricsMiddleware records
             cycle.disconnected = True
             cycle.message_event.set()
-            self._close(408, "The request body did not arrive in time", "request_timeout", answer=True)
+            request_id = cycle.scope.get("state", {}).get("request_id") or uuid.uuid4().hex
+            self._close(
+                408,
+                "The request body did not arrive in time",
+                "request_timeout",
+                answer=True,
+                request_id=request_id,
+            )
 
-    def _close(self, status: int, message: str, code: str, answer: bool) -> None:
-        """Close the connection, after answering `status` in OpenAI's error shape if `answer`."""
+    def _close(
+        self, status: int, message: str, code: str, answer: bool, request_id: str | None = None
+    ) -> None:
+        """Close the connection, after answering `status` in OpenAI's error shape if `answer`, with the
+        request's id (a new one when the head never arrived) like every other error response."""
         if answer:
             body = orjson.dumps(error_body(message, "invalid_request_error", code=code))
             head = [f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}\r\n".encode()]
             head += [name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers]
             head.append(
                 b"content-type: application/json\r\ncontent-length: %d\r\n"
-                b"connection: close\r\nx-should-retry: false\r\n\r\n" % len(body)
+                b"connection: close\r\nx-should-retry: false\r\nx-request-id: %s\r\n\r\n"
+                % (len(body), (request_id or uuid.uuid4().hex).encode())
             )
             self.transport.write(b"".join(head) + body)
         self._cancel_timers()

@@ -160,10 +160,6 @@ class GatewayConfig(_Strict):
     def upstream_name(self, alias: str) -> str:
         return self.models[alias].name or alias
 
-    def fallback_chain(self, alias: str, extra: list[str] | None = None) -> list[str]:
-        """The model, then `extra`, then its own fallbacks, each once."""
-        return list(dict.fromkeys([alias, *(extra or []), *self.models[alias].fallbacks]))
-
     def provider_of(self, alias: str) -> str:
         return self.models[alias].provider
 

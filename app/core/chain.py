@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,9 +53,12 @@ class ChainWalker:
 
     async def walk(
         self, chain: list[str], messages: list[Message], params: dict[str, Any], slot: Slot, step: Step
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncGenerator[Event, None]:
         for index, alias in enumerate(chain):
             last_resort = step.final and index == len(chain) - 1
+            # Told before admission: between admitting (which may take a half-open breaker's one trial)
+            # and the call that gives the trial back, nothing may wait on the consumer.
+            yield CallStarted(step.layer, step.role, alias, self.since_start())
             # An open circuit skips a model; the final call's last option is made even so, as no answer
             # at all is worse than a call to a model that may have recovered.
             if not self._backend.admit(alias) and not last_resort:
@@ -72,7 +75,6 @@ class ChainWalker:
                 yield CallFinished(record, self.since_start())
                 continue
             spec = CallSpec(step.layer, step.role, alias, messages, self._params(alias, params, step))
-            yield CallStarted(step.layer, step.role, alias, self.since_start())
             started = time.perf_counter()
             answer: Answer | None = None
             sent = False

@@ -96,7 +96,9 @@ def make_plan(
     override: TopologyOverride | None = None,
     limits: OverrideLimits | None = None,
 ) -> Plan:
-    """Resolve `model_id`; raises Failure (404 unknown model, 400 bad override)."""
+    """Resolve `model_id`; raises Failure (400 bad override, checked first; 404 unknown model)."""
+    if override is not None:
+        check_override(catalogue, override, limits or OverrideLimits())
     pipeline = catalogue.pipelines.get(model_id)
     if pipeline is None:
         if model_id not in catalogue.models:
@@ -113,7 +115,6 @@ def make_plan(
     layers = list(pipeline.layers)
     aggregator = pipeline.aggregator
     if override is not None:
-        check_override(catalogue, override, limits or OverrideLimits())
         if override.layers is not None:
             layers = [LayerPlan(list(proposers)) for proposers in override.layers]
         aggregator = override.aggregator or aggregator

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from app.core.failures import Failure
@@ -27,7 +27,7 @@ class RetryBudget:
 class RunContext:
     """Per-run state the backend needs with every call."""
 
-    retry_budget: RetryBudget = field(default_factory=lambda: RetryBudget(0))
+    retry_budget: RetryBudget
 
 
 class ChatBackend(Protocol):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,10 +64,12 @@ class Runner:
                 layer_messages = self._with_references(plan, messages, proposals)
                 layer_started = time.perf_counter()
                 slots: list[Slot] = []
-                async for event in self._layer(
+                layer_events = self._layer(
                     walker, number, layer, layer_messages, params, deadline, options, slots
-                ):
-                    yield event
+                )
+                async with contextlib.aclosing(layer_events):
+                    async for event in layer_events:
+                        yield event
                 waited_s += time.perf_counter() - layer_started
                 for slot in slots:
                     records.extend(slot.records)
@@ -83,8 +85,10 @@ class Runner:
             )
             final_started = time.perf_counter()
             final_messages = self._with_references(plan, messages, proposals)
-            async for event in walker.walk(plan.final_chain, final_messages, params, final, step):
-                yield event
+            final_events = walker.walk(plan.final_chain, final_messages, params, final, step)
+            async with contextlib.aclosing(final_events):
+                async for event in final_events:
+                    yield event
             waited_s += time.perf_counter() - final_started
             records.extend(final.records)
             result = _result(plan, proposals, final, records, waited_s, dropped)
@@ -108,7 +112,7 @@ class Runner:
         deadline: float | None,
         options: RunOptions,
         slots: list[Slot],
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncGenerator[Event, None]:
         """The layer's events; its slots are left in `slots`. Without live deltas, the layer runs in this
         task and its events follow at its end; with them, it runs in a task of its own feeding a queue."""
         if not options.proposer_deltas:
@@ -146,8 +150,9 @@ class Runner:
         finally:
             if not task.done():
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await asyncio.wait(
+                    [task]
+                )  # unlike suppressing CancelledError, a cancel of ours still propagates
 
     def _with_references(
         self, plan: Plan, messages: list[Message], proposals: list[tuple[str, Answer]]

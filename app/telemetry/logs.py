@@ -28,10 +28,10 @@ def _escape(match: re.Match[str]) -> str:
 
 def safe_text(value: object, limit: int = DEFAULT_VALUE_CHARS) -> str:
     """`value` as one line: control characters escaped, cut to `limit` characters with a marker."""
-    text = str(value)
+    text = _CONTROL.sub(_escape, str(value))  # escaped first, so the cut bounds what is written
     if len(text) > limit:
         text = f"{text[:limit]}…[{len(text) - limit} more chars]"
-    return _CONTROL.sub(_escape, text)
+    return text
 
 
 def fields_text(fields: dict[str, Any]) -> str:

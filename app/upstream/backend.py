@@ -14,7 +14,7 @@ import httpx
 import orjson
 
 from app.config import GatewayConfig
-from app.core.failures import Failure
+from app.core.failures import Failure, FailureKind
 from app.core.ports import CallObserver, RunContext
 from app.core.tokens import count_prompt_tokens, count_tokens
 from app.core.types import Answer, CallSpec, Delta, Usage
@@ -90,7 +90,9 @@ class UpstreamBackend:
                                 usage = reported_usage(spec.model, payload.get("usage"))
                         break
                     except Failure as exc:
-                        delay = None if answer.parts else self._retry_delay(spec, exc, attempt, context)
+                        delay = (
+                            None if answer.parts else self._retry_delay(spec, exc, attempt, context, started)
+                        )
                         if delay is None:
                             self._failed(spec, started, exc)
                             raise
@@ -116,7 +118,7 @@ class UpstreamBackend:
 
     @contextlib.contextmanager
     def _unexpected_as_bad_response(self, spec: CallSpec) -> Iterator[None]:
-        """Around one attempt: any exception that is not an Failure (nor a cancellation) fails this
+        """Around one attempt: any exception that is not a Failure (nor a cancellation) fails this
         call as a `bad_response`, not the whole request. It may be a bug of ours rather than the
         provider's, so it is logged as an error, with its type."""
         try:
@@ -162,10 +164,15 @@ class UpstreamBackend:
                 body["stream_options"] = {"include_usage": True}
         return body
 
-    def _retry_delay(self, spec: CallSpec, exc: Failure, attempt: int, context: RunContext) -> float | None:
-        """Seconds until the next attempt, or None to give up; tells the observer of a retry."""
-        policy = self._config.providers[self._config.provider_of(spec.model)].retries
-        delay = retry_delay(policy, exc, attempt, budget=context.retry_budget)
+    def _retry_delay(
+        self, spec: CallSpec, exc: Failure, attempt: int, context: RunContext, started: float
+    ) -> float | None:
+        """Seconds until the next attempt, or None to give up; tells the observer of a retry. No retry
+        starts once the provider's `timeout_s` has passed since the call's first attempt."""
+        provider = self._config.providers[self._config.provider_of(spec.model)]
+        if time.perf_counter() - started >= provider.timeout_s:
+            return None
+        delay = retry_delay(provider.retries, exc, attempt, budget=context.retry_budget)
         if delay is not None:
             self._observer.call_retried(spec, exc, attempt, delay)
         return delay
@@ -196,7 +203,7 @@ class UpstreamBackend:
         return answer
 
     def _failed(self, spec: CallSpec, started: float, exc: Failure) -> None:
-        if exc.kind != "rejected":  # a rejection is the request's fault, not the model's
+        if exc.kind != FailureKind.REJECTED:  # a rejection is the request's fault, not the model's
             self._breakers[spec.model].record_failure()
             self._publish_circuit(spec.model)
         self._observer.call_failed(spec, time.perf_counter() - started, exc)

@@ -9,13 +9,11 @@ def upstream_error(
     message: str,
     *,
     model: str,
-    kind: FailureKind | str = FailureKind.BAD_RESPONSE,
+    kind: FailureKind = FailureKind.BAD_RESPONSE,
     upstream_status: int | None = None,
     retry_after_s: float | None = None,
 ) -> Failure:
-    return Failure(
-        FailureKind(kind), message, model=model, upstream_status=upstream_status, retry_after_s=retry_after_s
-    )
+    return Failure(kind, message, model=model, upstream_status=upstream_status, retry_after_s=retry_after_s)
 
 
 def timeout_error(message: str, *, model: str, upstream_status: int | None = None) -> Failure:

@@ -14,7 +14,7 @@ from email.utils import parsedate_to_datetime
 from time import time
 
 from app.config import RetryPolicy
-from app.core.failures import Failure
+from app.core.failures import Failure, FailureKind
 from app.core.ports import RetryBudget
 
 _RETRY_STATUSES = {408, 409, 429}
@@ -22,7 +22,9 @@ _RETRY_STATUSES = {408, 409, 429}
 
 def is_retryable(exc: Failure) -> bool:
     status = exc.upstream_status
-    return exc.kind == "connection" or (status is not None and (status in _RETRY_STATUSES or status >= 500))
+    return exc.kind == FailureKind.CONNECTION or (
+        status is not None and (status in _RETRY_STATUSES or status >= 500)
+    )
 
 
 def retry_delay(
@@ -36,7 +38,7 @@ def retry_delay(
     """Seconds to wait before attempt `attempt + 1` (0-based), or None when the call must not be retried."""
     if attempt + 1 >= policy.max_attempts or not is_retryable(exc):
         return None
-    if budget is not None and not budget.take():
+    if budget is not None and not budget.take():  # None: no budget (the policy alone)
         return None
     if exc.retry_after_s is not None:
         return min(exc.retry_after_s, policy.retry_after_cap_s)

@@ -8,7 +8,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from app.core.failures import Failure
+from app.core.failures import Failure, FailureKind
 from app.upstream.failures import upstream_error
 
 T = TypeVar("T")
@@ -95,5 +95,5 @@ def truncated_stream(alias: str) -> Failure:
     return upstream_error(
         f"model {alias}: the stream ended before the answer was complete (no finish_reason, no [DONE])",
         model=alias,
-        kind="mid_stream",
+        kind=FailureKind.MID_STREAM,
     )

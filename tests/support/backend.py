@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 
 from app.config import GatewayConfig
-from app.core.ports import RunContext
+from app.core.ports import RetryBudget, RunContext
 from app.core.types import Answer, CallSpec, Delta
 from app.upstream.backend import UpstreamBackend
 
@@ -16,11 +16,11 @@ def providers_of(config: GatewayConfig) -> dict[str, str]:
 
 async def complete(backend: UpstreamBackend, spec: CallSpec) -> Answer:
     """A non-streamed call's answer."""
-    async for piece in backend.call(spec, RunContext(), stream=False):
+    async for piece in backend.call(spec, RunContext(RetryBudget(4)), stream=False):
         if isinstance(piece, Answer):
             return piece
     raise AssertionError("the call yielded no answer")
 
 
 def stream(backend: UpstreamBackend, spec: CallSpec) -> AsyncGenerator[Delta | Answer, None]:
-    return backend.call(spec, RunContext(), stream=True)
+    return backend.call(spec, RunContext(RetryBudget(4)), stream=True)

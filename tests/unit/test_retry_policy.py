@@ -8,7 +8,7 @@ from email.utils import format_datetime
 import pytest
 
 from app.config import RetryPolicy
-from app.core.failures import Failure
+from app.core.failures import Failure, FailureKind
 from app.core.ports import RetryBudget
 from app.upstream.failures import rejected_error, timeout_error, upstream_error
 from app.upstream.retry import is_retryable, parse_retry_after, retry_delay
@@ -31,7 +31,7 @@ def test_statuses_that_would_fail_again_are_not(code: int) -> None:
 
 
 def test_connection_errors_are_retried_but_our_own_deadlines_and_rejections_are_not() -> None:
-    assert is_retryable(upstream_error("refused", model="m", kind="connection"))
+    assert is_retryable(upstream_error("refused", model="m", kind=FailureKind.CONNECTION))
     assert not is_retryable(timeout_error("slow", model="m"))
     assert not is_retryable(rejected_error("bad", model="m", upstream_status=400))
     assert not is_retryable(upstream_error("not JSON", model="m"))
@@ -63,7 +63,9 @@ def test_the_request_budget_is_shared_and_runs_out() -> None:
     budget = RetryBudget(2)
 
     first = retry_delay(POLICY, status(503), 0, budget=budget)
-    second = retry_delay(POLICY, upstream_error("x", model="other", kind="connection"), 0, budget=budget)
+    second = retry_delay(
+        POLICY, upstream_error("x", model="other", kind=FailureKind.CONNECTION), 0, budget=budget
+    )
     third = retry_delay(POLICY, status(503), 1, budget=budget)
 
     assert first is not None and second is not None

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -14,7 +15,7 @@ import httpx
 import pytest
 
 from app.config import parse_config
-from app.core.failures import Failure
+from app.core.failures import Failure, FailureKind
 from app.core.types import Answer, CallSpec, Delta
 from app.telemetry.metrics import Metrics
 from app.telemetry.observer import TelemetryObserver
@@ -78,8 +79,9 @@ async def test_an_unencodable_request_is_rejected_and_gives_the_trial_back() -> 
         await half_open(backend)
         errors_before = Scrape(metrics.render().decode()).value("moa_upstream_errors_total", model="m")
 
-        with pytest.raises(Failure, match=r"model m: the request cannot be encoded .*Recursion"):
+        with pytest.raises(Failure, match=r"model m: the request cannot be encoded .*Recursion") as caught:
             await complete(backend, spec(response_format=DEEP))
+        assert caught.value.kind == FailureKind.REJECTED, "the request's fault, not the model's"
 
         assert len(calls) == 1, "no call was made for it"
         assert (
@@ -97,9 +99,10 @@ async def test_an_unencodable_streamed_request_neither_counts_nor_keeps_the_tria
     async with backend_with(handler) as (backend, _):
         await half_open(backend)
         for _ in range(5):
-            with pytest.raises(Failure):
+            with pytest.raises(Failure) as caught:
                 async for _piece in stream(backend, spec(response_format=DEEP)):
                     pass
+            assert caught.value.kind == FailureKind.REJECTED
 
         assert backend.admit("m")
 
@@ -155,3 +158,27 @@ async def test_an_exception_of_ours_fails_the_call_as_bad_response(caplog: pytes
         assert backend.circuit_states()["m"] == "open", "the trial failed: open again, not stuck half-open"
         scrape = Scrape(metrics.render().decode())
         assert scrape.value("moa_upstream_errors_total", model="m", kind="bad_response") == 1
+
+
+async def test_no_retry_starts_once_timeout_s_has_passed() -> None:
+    calls: list[float] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(time.monotonic())
+        await asyncio.sleep(0.15)
+        return httpx.Response(503, json={"error": {"message": "busy"}})
+
+    provider = {
+        "type": "openai",
+        "base_url": "http://upstream.test/v1",
+        "timeout_s": 0.2,
+        "retries": {"max_attempts": 5, "base_delay_s": 0},
+    }
+    config = parse_config({"providers": {"p": provider}, "models": {"m": {"provider": "p"}}}, "test")
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        backend = UpstreamBackend(config, client, TelemetryObserver(Metrics(), providers_of(config)))
+        with pytest.raises(Failure) as caught:
+            await complete(backend, spec())
+
+    assert caught.value.kind == FailureKind.SERVER_ERROR
+    assert len(calls) == 2, "the second attempt began within timeout_s, a third would not"

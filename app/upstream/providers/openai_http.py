@@ -1,5 +1,5 @@
 """OpenAI-compatible providers over the shared httpx client: requests, bounded reads, SSE decoding,
-deadlines, and the one translation of transport failures into UpstreamErrors."""
+deadlines, and the one translation of transport errors into failure kinds."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import httpx
 import orjson
 
 from app.config import OpenAIProvider
-from app.core.failures import Failure
+from app.core.failures import Failure, FailureKind
 from app.request_context import request_id_var
 from app.upstream.body import AnswerTooLargeError, UpstreamLimits, read_body, read_prefix, sse_events
 from app.upstream.failures import rejected_error, timeout_error, upstream_error
@@ -166,14 +166,14 @@ class HttpTransport:
     def _reason(self, exc: BaseException) -> str:
         """One short, redacted line of an exception's message: some quote the upstream's bytes."""
         text = exc.message if isinstance(exc, aiohttp.ClientResponseError) else str(exc)
-        line = text.strip().split("\n", 1)[0].rstrip(":")[:120]
-        return redact(line or type(exc).__name__, self._secrets)
+        line = text.strip().split("\n", 1)[0].rstrip(":")
+        return redact(line or type(exc).__name__, self._secrets, limit=120)
 
     def _unreachable(self, alias: str, exc: BaseException) -> Failure:
         return upstream_error(
             f"model {alias}: the provider could not be reached ({self._reason(exc)})",
             model=alias,
-            kind="connection",
+            kind=FailureKind.CONNECTION,
         )
 
     async def _status_error(self, alias: str, response: httpx.Response) -> Failure:
@@ -191,9 +191,11 @@ class HttpTransport:
 
     def _error_frame(self, alias: str, error: Any) -> Failure:
         detail = error.get("message") if isinstance(error, dict) else error
-        message = redact(_text_of(detail, 300), self._secrets)
+        message = redact(_text_of(detail), self._secrets, limit=300)
         return upstream_error(
-            f"model {alias}: the provider sent an error mid-stream: {message}", model=alias, kind="mid_stream"
+            f"model {alias}: the provider sent an error mid-stream: {message}",
+            model=alias,
+            kind=FailureKind.MID_STREAM,
         )
 
 
@@ -225,15 +227,21 @@ def status_error(
             f"model {alias}: the provider refused the gateway's credentials ({status})",
             model=alias,
             upstream_status=status,
-            kind="auth",
+            kind=FailureKind.AUTH,
         )
-    detail = redact(_error_message(content), secrets)
+    detail = _error_message(content, secrets)
     message = f"model {alias}: the provider answered {status}: {detail}"
     if status in _REJECTED:
         return rejected_error(message, model=alias, upstream_status=status)
     if status in _TIMED_OUT:
         return timeout_error(message, model=alias, upstream_status=status)
-    kind = "rate_limited" if status == 429 else "server_error" if status >= 500 else "status"
+    kind = (
+        FailureKind.RATE_LIMITED
+        if status == 429
+        else FailureKind.SERVER_ERROR
+        if status >= 500
+        else FailureKind.STATUS
+    )
     return upstream_error(
         message, model=alias, upstream_status=status, kind=kind, retry_after_s=retry_after_s
     )
@@ -251,26 +259,28 @@ def decode_json(alias: str, content: bytes) -> dict[str, Any]:
     return payload
 
 
-def _error_message(content: bytes) -> str:
-    """The provider's own error message if it sent OpenAI's shape, else the start of its body."""
+def _error_message(content: bytes, secrets: list[str]) -> str:
+    """The provider's own error message if it sent OpenAI's shape, else the start of its body; scrubbed
+    of every secret before it is cut, so no cut can leave part of one."""
     try:
         payload = orjson.loads(content)
     except orjson.JSONDecodeError:
-        return content[:200].decode("utf-8", "replace").strip() or "(empty body)"
+        text = content.decode("utf-8", "replace").strip() or "(empty body)"
+        return redact(text, secrets, limit=200)
     if isinstance(payload, dict):
         error = payload.get("error")
         if isinstance(error, dict) and error.get("message"):
-            return _text_of(error["message"], 300)
+            return redact(_text_of(error["message"]), secrets, limit=300)
         if isinstance(error, str):
-            return error[:300]
-    return _text_of(payload, 200)
+            return redact(error, secrets, limit=300)
+    return redact(_text_of(payload), secrets, limit=200)
 
 
-def _text_of(value: Any, limit: int) -> str:
-    """At most `limit` characters showing `value`, which may be any JSON, however deep."""
+def _text_of(value: Any) -> str:
+    """`value`, which may be any JSON however deep, as text (error bodies are read 64 KiB at most)."""
     if isinstance(value, str):
-        return value[:limit]
+        return value
     try:
-        return orjson.dumps(value)[:limit].decode("utf-8", "replace")
+        return orjson.dumps(value).decode("utf-8", "replace")
     except orjson.JSONEncodeError:  # nested past orjson's depth limit; str() would recurse as deep
         return f"({type(value).__name__})"

@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from app.config import SimulatedProvider
+from app.core.failures import FailureKind
 from app.sim import core
 from app.upstream.failures import rejected_error, timeout_error, upstream_error
 from app.upstream.providers.openai_http import status_error
@@ -60,7 +61,9 @@ def _as_upstream_error(alias: str, exc: Exception) -> Exception:
         retry_after = parse_retry_after(exc.headers.get("retry-after"))
         return status_error(alias, exc.status, exc.body, [], retry_after_s=retry_after)
     if isinstance(exc, core.SimulatedReset):
-        return upstream_error(f"model {alias}: the connection was reset", model=alias, kind="connection")
+        return upstream_error(
+            f"model {alias}: the connection was reset", model=alias, kind=FailureKind.CONNECTION
+        )
     if isinstance(exc, core.SimulatedTruncation):
         return truncated_stream(alias)
     if isinstance(exc, core.SimulatedOversize):

@@ -113,6 +113,7 @@ async def test_dribbled_bodies_hold_no_slot_and_get_408_then_the_connection_clos
         status, headers, body = parse(answer)
         assert status == 408
         assert headers["connection"] == "close" and headers["x-should-retry"] == "false"
+        assert len(headers["x-request-id"]) >= 8, "like every error response"
         assert orjson.loads(body) == {
             "error": {
                 "message": "The request body did not arrive in time",
@@ -189,7 +190,8 @@ def test_a_head_over_the_limit_gets_431_and_one_at_the_limit_is_served(gateway: 
     assert answers[8192][0] == 200
     status, headers, body = answers[8193]
     assert status == 431
-    assert headers["connection"] == "close"
+    assert headers["connection"] == "close" and headers["x-should-retry"] == "false"
+    assert len(headers["x-request-id"]) >= 8, "like every error response"
     assert orjson.loads(body)["error"]["code"] == "request_header_fields_too_large"
     assert orjson.loads(body)["error"]["type"] == "invalid_request_error"
 

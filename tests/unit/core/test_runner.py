@@ -23,7 +23,7 @@ from app.core.events import (
 )
 from app.core.failures import Failure, FailureKind
 from app.core.plan import Plan, TopologyOverride, make_plan
-from app.core.ports import RunContext
+from app.core.ports import RetryBudget, RunContext
 from app.core.prompts import DEFAULT_AGGREGATOR_PROMPT
 from app.core.runner import Runner, RunOptions, collect
 from app.core.types import Answer, CallSpec, Delta, MoaResult, Usage
@@ -90,7 +90,7 @@ async def events_of(
     backend: FakeBackend, plan: Plan, params: dict[str, Any] | None = None, **options: bool
 ) -> list[Event]:
     run, _ = runner(backend)
-    stream = run.events(plan, QUESTION, params or {}, RunContext(), RunOptions(**options))
+    stream = run.events(plan, QUESTION, params or {}, RunContext(RetryBudget(0)), RunOptions(**options))
     return [event async for event in stream]
 
 
@@ -98,12 +98,14 @@ async def run_moa(
     backend: FakeBackend, model: str = "moa", params: dict[str, Any] | None = None, **config: Any
 ) -> MoaResult:
     run, catalogue = runner(backend, **config)
-    return await collect(run.events(make_plan(catalogue, model), QUESTION, params or {}, RunContext()))
+    return await collect(
+        run.events(make_plan(catalogue, model), QUESTION, params or {}, RunContext(RetryBudget(0)))
+    )
 
 
 async def run_plan(backend: FakeBackend, plan: Plan) -> MoaResult:
     run, _ = runner(backend)
-    return await collect(run.events(plan, QUESTION, {}, RunContext()))
+    return await collect(run.events(plan, QUESTION, {}, RunContext(RetryBudget(0))))
 
 
 def plan_of(model: str, **config: Any) -> Plan:
