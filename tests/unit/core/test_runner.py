@@ -487,3 +487,13 @@ def test_a_request_may_override_the_pipelines_topology() -> None:
     with pytest.raises(Failure) as unknown:
         make_plan(catalogue, "moa", TopologyOverride(layers=[["alpha", "gpt-9"]]))
     assert unknown.value.param == "moa.layers[0][1]", "an unknown alias is refused when planning"
+
+
+def test_an_override_is_checked_before_the_model_is_resolved() -> None:
+    catalogue = catalogue_of(simulated_config())
+
+    with pytest.raises(Failure) as caught:
+        make_plan(catalogue, "gpt-9", TopologyOverride(layers=[["bogus"]]))
+
+    assert caught.value.kind == FailureKind.INVALID_REQUEST
+    assert caught.value.param == "moa.layers[0][0]", "as the route did before the planner checked overrides"
