@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Annotated
 
-from fastapi import Depends, Request
 from starlette.types import Scope
 
 from app.core.types import MoaResult
@@ -34,10 +32,3 @@ def record_of(scope: Scope) -> RequestRecord:
         record = state["moa_record"] = RequestRecord()
     assert isinstance(record, RequestRecord)
     return record
-
-
-async def _record(request: Request) -> RequestRecord:
-    return record_of(request.scope)
-
-
-RecordDep = Annotated[RequestRecord, Depends(_record)]

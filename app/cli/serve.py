@@ -4,6 +4,7 @@ draining first."""
 from __future__ import annotations
 
 import argparse
+import gc
 import ipaddress
 import os
 import sys
@@ -15,6 +16,8 @@ from fastapi import FastAPI
 from app.config import ConfigError, load_config
 from app.settings import Settings
 from app.telemetry.logs import configure_logging
+
+GC_GEN0_THRESHOLD = 20_000
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,6 +46,12 @@ def run(args: argparse.Namespace) -> int:
 
     app = create_app(settings, config)
     server = _DrainingServer(app, uvicorn_config(app, settings))
+    # A MoA request allocates thousands of short-lived objects (chunks, deltas, events, records): with
+    # gen-0 collections every 700 allocations, the collector ran ~10x per request. Start-up objects are
+    # frozen out of every collection. Measured: +10-15% streamed MoA req/s at c=64 (README, Benchmarks).
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_GEN0_THRESHOLD, 20, 20)
     server.run()
     return 0
 

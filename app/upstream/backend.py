@@ -77,7 +77,7 @@ class UpstreamBackend:
                                         for piece in answer.feed(chunk):
                                             if ttft_s is None:
                                                 ttft_s = time.perf_counter() - started
-                                            yield Delta(text=piece)
+                                            yield Delta(piece)
                                 if not answer.saw_choices:
                                     raise upstream_error(
                                         f"model {spec.model}: the stream carried no choices", model=spec.model

@@ -10,8 +10,8 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
-from app.api.deps import RuntimeDep
-from app.api.record import RecordDep, RequestRecord
+from app.api.deps import runtime_of
+from app.api.record import RequestRecord, record_of
 from app.core.events import Event, FinalDelta, RunFailed, RunFinished
 from app.core.failures import Failure
 from app.service.chat import ChatRun
@@ -35,8 +35,9 @@ ClientEvent = (FinalDelta, RunFinished, RunFailed)  # the events a chat completi
 
 
 @router.post(CHAT_PATH, openapi_extra=_SCHEMA)
-async def chat_completions(request: Request, runtime: RuntimeDep, record: RecordDep) -> Response:
+async def chat_completions(request: Request) -> Response:
     """Create a chat completion; a pipeline id runs Mixture-of-Agents."""
+    runtime, record = runtime_of(request), record_of(request.scope)
     service = runtime.chat
     run = service.prepare(parse_chat_request(await request.body()))
     record.model, record.stream = run.plan.model_id, run.stream
