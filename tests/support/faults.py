@@ -4,23 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.sim.core import FAULTS as SIMULATOR_FAULTS
 from tests.support.configs import SIM_KEY
 
-FAULTS = [
-    "hang",
-    "error_500",
-    "error_503",
-    "rate_limit",
-    "refused",
-    "reset",
-    "non_json",
-    "empty_choices",
-    "trickle",
-    "malformed_usage",
-    "oversized_body",
-    "truncated_stream",
-    "endless_trickle",
-]
+# Every simulator fault, and `refused` (nothing listens: a fault of the network, not the simulator).
+FAULTS = [*SIMULATOR_FAULTS, "refused"]
 OVERSIZE_BYTES = 1024 * 1024
 
 
