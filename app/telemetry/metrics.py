@@ -6,6 +6,8 @@ Labels come only from config names (model aliases, pipeline ids, provider names)
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -29,6 +31,21 @@ OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 
 UNKNOWN_MODEL = "unknown"
 
 disable_created_metrics()  # type: ignore[no-untyped-call]  # the `_created` series double every scrape for no use here
+
+
+class _Children:
+    """A labelled metric's children, kept by label values: `labels()` validates and locks on every call,
+    which adds up at five per upstream call. Our label sets are bounded (config names, fixed words)."""
+
+    def __init__(self, metric: Any) -> None:
+        self._metric = metric
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def __call__(self, *values: str) -> Any:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self._metric.labels(*values)
+        return child
 
 
 class Metrics:
@@ -115,6 +132,12 @@ class Metrics:
             registry=r,
         )
 
+        self._upstream_duration = _Children(self.upstream_duration)
+        self._upstream_ttft = _Children(self.upstream_ttft)
+        self._upstream_tokens = _Children(self.upstream_tokens)
+        self._upstream_cost = _Children(self.upstream_cost)
+        self._upstream_errors = _Children(self.upstream_errors)
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
@@ -132,12 +155,12 @@ class Metrics:
         error_kind: str | None = None,
     ) -> None:
         """Record one upstream call, whatever its outcome."""
-        self.upstream_duration.labels(provider, model, role, outcome).observe(duration_s)
+        self._upstream_duration(provider, model, role, outcome).observe(duration_s)
         if ttft_s is not None:
-            self.upstream_ttft.labels(provider, model, role).observe(ttft_s)
+            self._upstream_ttft(provider, model, role).observe(ttft_s)
         if usage is not None:
-            self.upstream_tokens.labels(provider, model, role, "input").inc(usage.prompt_tokens)
-            self.upstream_tokens.labels(provider, model, role, "output").inc(usage.completion_tokens)
-            self.upstream_cost.labels(provider, model, role).inc(cost_usd)
+            self._upstream_tokens(provider, model, role, "input").inc(usage.prompt_tokens)
+            self._upstream_tokens(provider, model, role, "output").inc(usage.completion_tokens)
+            self._upstream_cost(provider, model, role).inc(cost_usd)
         if error_kind is not None:
-            self.upstream_errors.labels(provider, model, role, error_kind).inc()
+            self._upstream_errors(provider, model, role, error_kind).inc()

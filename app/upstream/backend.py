@@ -43,6 +43,7 @@ class UpstreamBackend:
         self._secrets = config.secrets()
         self._transports: dict[str, Transport] = build_transports(config, client, limits)
         self._breakers = {alias: CircuitBreaker(m.circuit_breaker) for alias, m in config.models.items()}
+        self._published = {alias: "closed" for alias in self._breakers}  # the state the observer last got
 
     def admit(self, model: str) -> bool:
         """Is the model's circuit closed (or ready for its one trial call)?"""
@@ -178,7 +179,11 @@ class UpstreamBackend:
         return delay
 
     def _publish_circuit(self, model: str) -> None:
-        self._observer.circuit_changed(model, self._breakers[model].state)
+        """Tell the observer the model's circuit state, when it differs from what it was last told."""
+        state = self._breakers[model].state
+        if state != self._published[model]:
+            self._published[model] = state
+            self._observer.circuit_changed(model, state)
 
     def _succeeded(
         self,
