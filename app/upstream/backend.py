@@ -43,7 +43,7 @@ class UpstreamBackend:
         self._secrets = config.secrets()
         self._transports: dict[str, Transport] = build_transports(config, client, limits)
         self._breakers = {alias: CircuitBreaker(m.circuit_breaker) for alias, m in config.models.items()}
-        self._published = {alias: "closed" for alias in self._breakers}  # the state the observer last got
+        self._published = dict.fromkeys(self._breakers, "closed")  # the state the observer last got
 
     def admit(self, model: str) -> bool:
         """Is the model's circuit closed (or ready for its one trial call)?"""
