@@ -24,7 +24,22 @@ lint: $(VENV)/.installed
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: lint
+# The playground's browser tests drive Debian's Chromium through Playwright, which downloads no browser
+# of its own; installed from Debian when missing (as root, else with sudo).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
+# The Redis response store is tested against a real redis-server (Debian's), which the tests start
+# themselves on a free port; installed from Debian when missing.
+REDIS_SERVER := /usr/bin/redis-server
+$(REDIS_SERVER):
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server
+
+test: lint $(CHROMIUM) $(REDIS_SERVER)
 	$(BIN)/pytest
 
 # The benchmark suite (needs wrk; installs it from Debian when run as root). About 6 minutes.

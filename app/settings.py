@@ -6,7 +6,7 @@ import hashlib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -37,7 +37,15 @@ class Settings(BaseSettings):
     allow_unauthenticated: bool = Field(
         default=False, description="Allow listening on a non-loopback address with no gateway keys"
     )
-    max_concurrent_requests: int = Field(default=256, ge=1, description="Above it: 429 with Retry-After")
+    max_concurrent_requests: int = Field(
+        default=256, ge=1, description="Per worker; above it: 429 with Retry-After"
+    )
+    workers: int | Literal["auto"] = Field(
+        default=1,
+        validation_alias=AliasChoices("workers", "MOA_WORKERS", "WEB_CONCURRENCY"),
+        description="Worker processes on the one port (`auto`: one per CPU the process may use, "
+        "within a cgroup CPU limit)",
+    )
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, description="Larger bodies: 413")
     header_timeout_s: float = Field(
         default=20.0,
@@ -70,16 +78,58 @@ class Settings(BaseSettings):
         default=2048, ge=64, description="Client- or upstream-supplied values in log lines are cut here"
     )
     max_messages: int = Field(default=1000, ge=1)
+    tool_result_chars: int = Field(
+        default=4000, ge=100, description="A tool result longer than this reaches proposers cut in the middle"
+    )
     max_layers: int = Field(default=4, ge=1, description="Limit on a request's own `moa.layers`")
     max_proposers: int = Field(default=8, ge=1, description="Limit on proposers per layer in `moa.layers`")
+    responses_store: SecretStr = Field(
+        default=SecretStr("memory"),
+        description="Where `/v1/responses` keeps stored responses: `memory` (this process, bounded), "
+        "`redis://...` (shared by replicas; a secret, as the URL may hold a password) or `none`",
+    )
+    responses_store_max_entries: int = Field(default=10_000, ge=1, description="Memory store: entries kept")
+    responses_store_max_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1024,
+        description="Memory store: bytes kept in all (oldest evicted first); either store: largest entry",
+    )
+    responses_store_ttl_s: float = Field(
+        default=86_400, gt=0, description="A stored response is gone this long after it was stored"
+    )
     upstream_transport: Literal["aiohttp", "httpx"] = Field(
         default="aiohttp",
         description="Connection pool under the httpx client: aiohttp's (faster under fan-out) or httpx's own",
+    )
+    upstream_max_connections: int | None = Field(
+        default=None,
+        ge=1,
+        description="Upstream connections one worker may hold at once, across providers. Default: what "
+        "admission can use, max_concurrent_requests x the widest layer (app/upstream/pool.py)",
     )
     retry_budget: int = Field(default=4, ge=0, description="Upstream retries one request may spend in all")
     shutdown_grace_s: int = Field(
         default=30, ge=0, description="On SIGTERM, seconds given to in-flight requests"
     )
+    tracing: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="OpenTelemetry traces over OTLP (`pip install 'moa-gateway[otel]'`); auto: on when "
+        "OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set",
+    )
+    trace_content: bool = Field(
+        default=False,
+        validation_alias=AliasChoices(
+            "trace_content", "MOA_TRACE_CONTENT", "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+        ),
+        description="Record prompts and answers on call spans (the GenAI conventions' opt-in content)",
+    )
+
+    @field_validator("workers")
+    @classmethod
+    def _positive_workers(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 1:
+            raise ValueError("workers is `auto` or at least 1")
+        return value
 
     @field_validator("log_level", "log_format", mode="before")
     @classmethod

@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 import yaml
 
+from bench.early_exit import cost_config, cost_table
 from bench.harness import (
     BENCH,
     ROOT,
@@ -321,9 +322,18 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 direct = {**body, "model": "agg", "simulate": {"ttft_ms": AGGREGATOR_MS, "tokens_per_s": 0}}
                 streams["agg ttft"] = stream_timing(sim_url + CHAT, direct, opts.stream_requests)
+            with (
+                upstream("sim", log_dir) as sim_url,
+                gateway(cost_config(sim_url), log_dir, opts.log_level) as (
+                    cost_url,
+                    _,
+                ),
+            ):
+                progress("early exit: calls and dollars per request, off and on")
+                costs = cost_table(cost_url, 40)
             rate = table["(c) MoA 3 proposers + aggregator", 64].rps
             rss = rss_growth(wrk, up_url, log_dir, opts, rate) if opts.rss_marks else []
-    lines = report(machine_description(wrk), opts, table, critical, streams, rss)
+    lines = [*report(machine_description(wrk), opts, table, critical, streams, rss), "", *costs]
     command = " ".join([".venv/bin/python -m bench.run", *(sys.argv[1:] if argv is None else argv)])
     lines.append(f"\n(whole run: {time.monotonic() - started:.0f} s; `{command}`)")
     print("\n".join(lines))

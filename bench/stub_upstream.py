@@ -5,7 +5,10 @@ It costs far less CPU per request than the simulator (FastAPI), so on a small ma
 cores to the gateway and the load generator. Every body of a chat completion gets an answer; a body
 carrying `"stream": true` gets a stream (with a usage chunk when it asks for `include_usage`).
 
-    .venv/bin/python -m bench.stub_upstream --port 9100
+    .venv/bin/python -m bench.stub_upstream --port 9100 [--delay-ms 1000] [--delay agg=500 ...]
+
+With a delay, each answer is sent that long after its request arrived (a timer, no task), as a model
+that takes that long to answer would; `--delay MODEL=MS` sets it for one upstream model id.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ _CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:\s*(\d+)", re.IGNORECASE)
 _CONNECTION_CLOSE = re.compile(rb"\r\nconnection:\s*close", re.IGNORECASE)
 _STREAM = re.compile(rb'"stream"\s*:\s*true')
 _INCLUDE_USAGE = re.compile(rb'"include_usage"\s*:\s*true')
+_MODEL = re.compile(rb'"model"\s*:\s*"([^"]*)"')
 _USAGE = {"prompt_tokens": 10, "completion_tokens": _ANSWER_TOKENS, "total_tokens": 10 + _ANSWER_TOKENS}
 
 
@@ -79,12 +83,29 @@ _HEALTH_REPLY = _http("200 OK", b"application/json", b'{"status":"ok"}')
 _NOT_FOUND = _http("404 Not Found", b"application/json", b'{"error":{"message":"not found"}}')
 
 
+class Delays:
+    """Seconds before an answer, by upstream model id."""
+
+    def __init__(self, default_s: float = 0.0, by_model: dict[bytes, float] | None = None) -> None:
+        self.default_s = default_s
+        self.by_model = by_model or {}
+
+    def of(self, body: bytes) -> float:
+        if not self.by_model:
+            return self.default_s
+        match = _MODEL.search(body)
+        return self.by_model.get(match.group(1), self.default_s) if match else self.default_s
+
+
 class _Connection(asyncio.Protocol):
     """Parses pipelined HTTP/1.1 requests with a content-length body (what httpx, aiohttp and wrk send)."""
+
+    delays = Delays()
 
     def __init__(self) -> None:
         self._buffer = bytearray()
         self._transport: asyncio.Transport | None = None
+        self._pending = 0  # delayed answers not sent yet: a pipelined request's answer waits for them
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
@@ -102,10 +123,27 @@ class _Connection(asyncio.Protocol):
                 return
             body = bytes(self._buffer[head_end + 4 : end])
             del self._buffer[:end]
+            close = bool(_CONNECTION_CLOSE.search(head))
+            delay_s = self.delays.of(body) if head.startswith(b"POST ") else 0.0
+            if delay_s > 0 or self._pending:
+                # Clients send one request at a time per connection: answers keep their order.
+                self._pending += 1
+                loop = asyncio.get_running_loop()
+                loop.call_later(delay_s, self._send_later, _reply(head, body), close)
+                continue
             self._transport.write(_reply(head, body))
-            if _CONNECTION_CLOSE.search(head):
+            if close:
                 self._transport.close()
                 self._transport = None
+
+    def _send_later(self, reply: bytes, close: bool) -> None:
+        self._pending -= 1
+        if self._transport is None:
+            return  # the client went away meanwhile
+        self._transport.write(reply)
+        if close:
+            self._transport.close()
+            self._transport = None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
@@ -134,7 +172,16 @@ def main() -> None:
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9100)
+    parser.add_argument("--delay-ms", type=float, default=0.0, help="answer this long after a request")
+    parser.add_argument(
+        "--delay", action="append", default=[], metavar="MODEL=MS", help="the delay for one model id"
+    )
     args = parser.parse_args()
+    by_model = {}
+    for item in args.delay:
+        model, _, ms = item.partition("=")
+        by_model[model.encode()] = float(ms) / 1000
+    _Connection.delays = Delays(args.delay_ms / 1000, by_model)
     try:
         import uvloop
     except ImportError:  # the plain asyncio loop works too, a little slower

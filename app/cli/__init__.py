@@ -1,10 +1,11 @@
-"""`moa-gateway serve | check-config | hash-key | simulate`."""
+"""`moa-gateway serve | check-config | hash-key | simulate | eval`."""
 
 from __future__ import annotations
 
 import argparse
 
 from app.cli import check_config, hash_key, serve, simulate
+from app.cli import eval as eval_command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -15,6 +16,10 @@ def build_parser() -> argparse.ArgumentParser:
     serving.add_argument("--config", help="YAML config (default: $MOA_CONFIG or config/moa.yaml)")
     serving.add_argument("--host", help="address to listen on (default: $MOA_HOST or 127.0.0.1)")
     serving.add_argument("--port", type=int, help="port (default: $MOA_PORT or 8000)")
+    serving.add_argument(
+        "--workers",
+        help="worker processes, or `auto` for one per CPU (default: $MOA_WORKERS, $WEB_CONCURRENCY or 1)",
+    )
     serving.set_defaults(run=serve.run)
 
     check = commands.add_parser("check-config", help="validate a config file and exit")
@@ -32,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     hashing = commands.add_parser("hash-key", help="print the SHA-256 of a gateway key read from stdin")
     hashing.set_defaults(run=hash_key.run)
+
+    eval_command.add_parser(commands)
     return parser
 
 

@@ -1,19 +1,21 @@
 """`moa-gateway serve`: load the config, refuse an open unauthenticated listener, serve until a signal,
-draining first."""
+draining first; in one process, or in `--workers N` processes on one port (app/cli/workers.py)."""
 
 from __future__ import annotations
 
 import argparse
 import gc
 import ipaddress
-import os
+import socket
 import sys
 from types import FrameType
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
 
-from app.config import ConfigError, load_config
+from app.cli.workers import STARTUP_FAILURE, serve_workers, worker_count
+from app.config import ConfigError, GatewayConfig, load_config
 from app.settings import Settings
 from app.telemetry.logs import configure_logging
 
@@ -21,12 +23,13 @@ GC_GEN0_THRESHOLD = 20_000
 
 
 def run(args: argparse.Namespace) -> int:
-    overrides = {k: v for k, v in {"config": args.config, "host": args.host, "port": args.port}.items() if v}
-    if os.environ.get("WEB_CONCURRENCY", "1") != "1":
-        # Metrics, limits and circuit breakers live in the process: scale with replicas instead.
-        print("moa-gateway: runs one worker per process; scale with more replicas", file=sys.stderr)
+    given = {"config": args.config, "host": args.host, "port": args.port, "workers": args.workers}
+    overrides: dict[str, Any] = {k: v for k, v in given.items() if v}
+    try:
+        settings = Settings(**overrides)
+    except ValueError as exc:
+        print(f"moa-gateway: {exc}", file=sys.stderr)
         return 2
-    settings = Settings(**overrides)
     configure_logging(settings.log_level, settings.log_format, settings.max_log_value_chars)
     try:
         config = load_config(settings.config)
@@ -41,6 +44,16 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    workers = worker_count(settings.workers)
+    if workers > 1:
+        # Each worker loads the same settings and config again: what was checked here holds there.
+        return serve_workers({**overrides, "workers": 1}, settings, workers)
+    serve_app(settings, config)
+    return 0
+
+
+def serve_app(settings: Settings, config: GatewayConfig, sockets: list[socket.socket] | None = None) -> None:
+    """Serve the gateway in this process until a signal (on `sockets` when a supervisor bound them)."""
     from app.main import create_app
     from app.server import uvicorn_config
 
@@ -52,8 +65,9 @@ def run(args: argparse.Namespace) -> int:
     gc.collect()
     gc.freeze()
     gc.set_threshold(GC_GEN0_THRESHOLD, 20, 20)
-    server.run()
-    return 0
+    server.run(sockets=sockets)
+    if sockets is not None and not server.started:
+        sys.exit(STARTUP_FAILURE)  # tells the supervisor not to start this worker again
 
 
 class _DrainingServer(uvicorn.Server):

@@ -12,6 +12,7 @@ from app.config.schema import (
     Price,
     Provider,
     RetryPolicy,
+    ShadowConfig,
     SimulatedProvider,
 )
 
@@ -27,6 +28,7 @@ __all__ = [
     "Price",
     "Provider",
     "RetryPolicy",
+    "ShadowConfig",
     "SimulatedProvider",
     "load_config",
     "parse_config",

@@ -46,6 +46,12 @@ class OpenAIProvider(_ProviderBase):
     stream_include_usage: bool = Field(
         default=True, description="Ask for `stream_options.include_usage` on streamed calls"
     )
+    max_connections: int | None = Field(
+        default=None,
+        ge=1,
+        description="Connections (calls in flight) to this provider at once, per worker; beyond, calls "
+        "wait for one. Default: only the pool's total (MOA_UPSTREAM_MAX_CONNECTIONS)",
+    )
 
 
 class SimulatedProvider(_ProviderBase):
@@ -94,6 +100,15 @@ class ModelConfig(_Strict):
         default_factory=list, description="Aliases tried, in order, if this model fails"
     )
     circuit_breaker: CircuitBreakerConfig = Field(default_factory=CircuitBreakerConfig)
+    context_window: int | None = Field(
+        default=None,
+        ge=1,
+        description="Tokens the model reads at most: a call that would not fit is not made",
+    )
+    modalities: list[Literal["text", "image", "audio", "file"]] | None = Field(
+        default=None,
+        description="What the model reads; [text]: non-text content parts reach it as a short placeholder",
+    )
 
 
 class Layer(_Strict):
@@ -112,6 +127,31 @@ class Layer(_Strict):
         return self
 
 
+class ShadowConfig(_Strict):
+    """Shadow evaluation on live traffic: after a sampled request was answered, the baseline answers the
+    same conversation and the judge compares both answers, in the background."""
+
+    baseline: str = Field(description="A model alias or another pipeline")
+    judge: str = Field(description="The judging model alias (or pipeline)")
+    sample_rate: float = Field(default=0.02, ge=0, le=1, description="Share of successful requests evaluated")
+    max_concurrent: int = Field(
+        default=4,
+        ge=1,
+        description="Shadow evaluations of the pipeline at once; beyond, new ones are dropped",
+    )
+
+
+class EarlyExitConfig(_Strict):
+    agreement: float = Field(
+        default=1.0, gt=0, le=1, description="Share of a layer's answers that must match"
+    )
+    match: Literal["normalized", "similarity"] = "normalized"
+    similarity: float = Field(
+        default=0.9, gt=0, le=1, description="Token-set similarity for match: similarity"
+    )
+    escalate_to: str | None = Field(default=None, description="The aggregator when proposers disagree")
+
+
 class PipelineConfig(_Strict):
     layers: list[Layer] = Field(min_length=1)
     aggregator: str
@@ -121,6 +161,22 @@ class PipelineConfig(_Strict):
         default="error", description="best_proposal: answer with the first proposal of the last layer"
     )
     deadline_s: float | None = Field(default=None, gt=0, description="Whole-request deadline")
+    shadow: ShadowConfig | None = Field(
+        default=None, description="Evaluate against a baseline on live traffic"
+    )
+    early_exit: EarlyExitConfig | None = None
+    max_cost_usd: float | None = Field(
+        default=None, gt=0, description="Budget per request, checked before any call"
+    )
+    reference_max_tokens: int | None = Field(
+        default=None, ge=1, description="Cap on proposers' output tokens"
+    )
+    aggregation: Literal["synthesize", "select", "sequential"] = "synthesize"
+    window: int = Field(default=3, ge=2, description="References per round, for aggregation: sequential")
+    tools_mode: Literal["advise", "bypass"] = Field(
+        default="advise",
+        description="When the client forces a tool call: proposers still advise, or the aggregator alone answers",
+    )
 
 
 class AuthConfig(_Strict):
@@ -155,6 +211,16 @@ class GatewayConfig(_Strict):
             for alias in pipeline.aggregator_fallbacks:
                 if alias not in self.models:
                     raise ValueError(f"pipelines.{pid}.aggregator_fallbacks: unknown model {alias!r}")
+            escalate_to = pipeline.early_exit.escalate_to if pipeline.early_exit else None
+            if escalate_to is not None and escalate_to not in self.models:
+                raise ValueError(f"pipelines.{pid}.early_exit.escalate_to: unknown model {escalate_to!r}")
+            if pipeline.shadow is not None:
+                for name in ("baseline", "judge"):
+                    target = getattr(pipeline.shadow, name)
+                    if target == pid or (target not in self.models and target not in self.pipelines):
+                        raise ValueError(
+                            f"pipelines.{pid}.shadow.{name}: {target!r} is not a model or another pipeline"
+                        )
         return self
 
     def upstream_name(self, alias: str) -> str:

@@ -13,8 +13,10 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.core.advice import text_only
 from app.core.events import CallDelta, CallFinished, CallStarted, Event, FinalDelta
 from app.core.failures import Failure, FailureKind
+from app.core.fitting import overflow
 from app.core.plan import Catalogue
 from app.core.ports import ChatBackend, RunContext
 from app.core.types import Answer, CallRecord, CallSpec, CallStatus, Message, Role
@@ -40,6 +42,12 @@ class Step:
     final: bool = False  # the final call: its deltas are the answer, and its last model is always tried
     stream: bool = False  # ask the upstream for a stream (deltas come out as events)
     deadline: float | None = None  # loop time by which each wait for the upstream must end
+    slot: int = 0  # the proposer's position in its layer (0 for the final call)
+    sample: int | None = None  # which sample of a model repeated in its layer (Self-MoA): its own seed
+    output_cap: int | None = None  # max_tokens for this call whatever else is asked (budget, reference cap)
+
+
+SAMPLE_TEMPERATURE = 0.7  # for repeated samples of a model the client or config left at 0 or unset
 
 
 class ChainWalker:
@@ -50,6 +58,7 @@ class ChainWalker:
         self._catalogue = catalogue
         self._context = context
         self._started = started
+        self._open: dict[tuple[int, int], CallStarted] = {}  # calls started and not yet finished
 
     async def walk(
         self, chain: list[str], messages: list[Message], params: dict[str, Any], slot: Slot, step: Step
@@ -58,7 +67,26 @@ class ChainWalker:
             last_resort = step.final and index == len(chain) - 1
             # Told before admission: between admitting (which may take a half-open breaker's one trial)
             # and the call that gives the trial back, nothing may wait on the consumer.
-            yield CallStarted(step.layer, step.role, alias, self.since_start())
+            call = self._open[step.layer, step.slot] = CallStarted(
+                step.layer, step.role, alias, self.since_start(), step.slot
+            )
+            yield call
+            entry = self._catalogue.models[alias]
+            call_params = self._params(alias, params, step)
+            too_long = overflow(entry, messages, call_params)
+            if too_long is not None:  # known before the call: no upstream 400 needed to find out
+                record = CallRecord(
+                    step.layer,
+                    step.role,
+                    alias,
+                    "skipped",
+                    0.0,
+                    error=too_long,
+                    failure=FailureKind.CONTEXT_OVERFLOW,
+                )
+                slot.records.append(record)
+                yield self.finished(record, step.slot)
+                continue
             # An open circuit skips a model; the final call's last option is made even so, as no answer
             # at all is worse than a call to a model that may have recovered.
             if not self._backend.admit(alias) and not last_resort:
@@ -72,9 +100,10 @@ class ChainWalker:
                     failure=FailureKind.CIRCUIT_OPEN,
                 )
                 slot.records.append(record)
-                yield CallFinished(record, self.since_start())
+                yield self.finished(record, step.slot)
                 continue
-            spec = CallSpec(step.layer, step.role, alias, messages, self._params(alias, params, step))
+            call_messages = text_only(messages) if entry.text_only else messages
+            spec = CallSpec(step.layer, step.role, alias, call_messages, call_params)
             started = time.perf_counter()
             answer: Answer | None = None
             sent = False
@@ -96,7 +125,7 @@ class ChainWalker:
                             sent = True
                             yield FinalDelta(piece)
                         else:
-                            yield CallDelta(step.layer, step.role, alias, piece)
+                            yield CallDelta(step.layer, step.role, alias, piece, step.slot)
                 if answer is None:
                     raise Failure(
                         FailureKind.BAD_RESPONSE,
@@ -107,7 +136,7 @@ class ChainWalker:
                 record = _record(step, alias, "error", started, error=exc.message, failure=exc.kind)
                 slot.records.append(record)
                 slot.last_failure = exc
-                yield CallFinished(record, self.since_start())
+                yield self.finished(record, step.slot)
                 if sent:  # the client has part of this model's answer: no switching now
                     raise
                 continue
@@ -127,10 +156,11 @@ class ChainWalker:
                 ttft_s=answer.ttft_s,
                 text=answer.text,
                 fallback_for=chain[0] if index else None,
+                tool_calls=len(answer.tool_calls or ()),
             )
             slot.records.append(record)
             slot.answer, slot.answered_by = answer, alias
-            yield CallFinished(record, self.since_start())
+            yield self.finished(record, step.slot)
             return
 
     def _params(self, alias: str, request: dict[str, Any], step: Step) -> dict[str, Any]:
@@ -139,10 +169,51 @@ class ChainWalker:
         A proposer keeps what its model config pins; the aggregator and direct calls take the client's.
         """
         model = self._catalogue.models[alias].params
-        return {**model, **request} if step.final else {**request, **model}
+        params = {**model, **request} if step.final else {**request, **model}
+        if step.sample is not None:  # samples of one model must differ, even under the client's seed
+            seed = params.get("seed")
+            params["seed"] = (seed if isinstance(seed, int) else 0) + step.sample
+            if not params.get("temperature"):
+                params["temperature"] = SAMPLE_TEMPERATURE
+        if step.output_cap is not None:
+            for name in ("max_tokens", "max_completion_tokens"):
+                asked = params.get(name)
+                if isinstance(asked, int) and asked > step.output_cap:
+                    params[name] = step.output_cap
+            if "max_tokens" not in params and "max_completion_tokens" not in params:
+                params["max_tokens"] = step.output_cap
+        return params
 
     def since_start(self) -> float:
         return time.perf_counter() - self._started
+
+    def finished(self, record: CallRecord, slot: int) -> CallFinished:
+        """The event that ends a call of the run."""
+        self._open.pop((record.layer, slot), None)
+        return CallFinished(record, self.since_start(), slot)
+
+    def abandoned(self, kind: FailureKind, why: str) -> list[CallFinished]:
+        """The ends of the calls still open when the run stopped waiting for them (its deadline passed):
+        each `cancelled`, with `why`, so every CallStarted has its CallFinished."""
+        now = self.since_start()
+        ends = [
+            CallFinished(
+                CallRecord(
+                    call.layer,
+                    call.role,
+                    call.model,
+                    "cancelled",
+                    now - call.at_s,
+                    error=f"model {call.model}: {why}",
+                    failure=kind,
+                ),
+                now,
+                call.slot,
+            )
+            for call in self._open.values()
+        ]
+        self._open.clear()
+        return ends
 
 
 def _record(step: Step, alias: str, status: CallStatus, started: float, **details: Any) -> CallRecord:

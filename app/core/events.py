@@ -8,7 +8,10 @@
     RunFinished | RunFailed
 
 Proposer `CallDelta`s are produced only when the consumer asks for them; `FinalDelta`s only when the
-final answer is streamed. `collect()` folds the events into the JSON answer.
+final answer is streamed. `collect()` folds the events into the JSON answer. Every `CallStarted` is
+followed by its `CallFinished`, also when a deadline cut the call short; `slot` (the proposer's position
+in its layer, 0 for the final call) tells apart calls of one layer to the same model, and a fallback's
+call from the slot it stands in for.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ class CallStarted:
     role: Role
     model: str
     at_s: float  # since the run started
+    slot: int = 0
 
 
 @dataclass(slots=True)  # per token: not frozen, for speed
@@ -46,12 +50,14 @@ class CallDelta:
     role: Role
     model: str
     delta: Delta
+    slot: int = 0
 
 
 @dataclass(frozen=True)
 class CallFinished:
     record: CallRecord
     at_s: float  # since the run started
+    slot: int = 0
 
 
 @dataclass(frozen=True)

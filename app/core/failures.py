@@ -13,6 +13,7 @@ class FailureKind(StrEnum):
     # the client's request
     INVALID_REQUEST = "invalid_request"
     MODEL_NOT_FOUND = "model_not_found"
+    NOT_FOUND = "not_found"  # a stored object the request names (a response id) does not exist
     # one upstream call
     CONNECTION = "connection"  # refused, reset, unreachable
     TIMEOUT = "timeout"  # a provider deadline passed, or it answered 408/504/524
@@ -28,6 +29,9 @@ class FailureKind(StrEnum):
     CIRCUIT_OPEN = "circuit_open"
     LAYER_DEADLINE = "layer_deadline"
     PIPELINE_DEADLINE = "pipeline_deadline"
+    CONTEXT_OVERFLOW = "context_overflow"  # a model's input would not fit its context window: not called
+    CONTEXT_LENGTH_EXCEEDED = "context_length_exceeded"  # the conversation alone is over the acting model's
+    BUDGET_EXCEEDED = "budget_exceeded"  # not even the aggregator alone fits the request's cost budget
     UPSTREAM = "upstream"  # several calls failed in different ways
 
 

@@ -8,7 +8,7 @@ from dataclasses import replace
 from typing import Any
 
 from app.core.chain import ChainWalker, Slot, Step
-from app.core.events import CallFinished, Event
+from app.core.events import Event
 from app.core.failures import Failure, FailureKind, combined_kind
 from app.core.plan import Catalogue, LayerPlan
 from app.core.types import Message
@@ -24,32 +24,40 @@ async def run_layer(
     emit: Callable[[Event], None],
     *,
     stream: bool = False,
+    output_cap: int | None = None,
 ) -> list[Slot]:
-    """Every slot of the layer, each with its answer or its failed calls. Events go to `emit`."""
+    """Every slot of the layer, each with its answer or its failed calls. Events go to `emit`. A model
+    listed more than once (Self-MoA) gets a sample number per slot, so its samples differ."""
     slots = [Slot(alias) for alias in layer.proposers]
-    step = Step(number, "proposer", stream=stream)
+    step = Step(number, "proposer", stream=stream, output_cap=output_cap)
+    repeated = {alias for alias in layer.proposers if layer.proposers.count(alias) > 1}
+    samples = [
+        layer.proposers[:i].count(alias) if alias in repeated else None
+        for i, alias in enumerate(layer.proposers)
+    ]
 
-    async def fill(slot: Slot) -> None:
+    async def fill(slot: Slot, position: int) -> None:
         chain = catalogue.fallback_chain(slot.primary)
-        async for event in walker.walk(chain, messages, params, slot, step):
+        slot_step = replace(step, slot=position, sample=samples[position])
+        async for event in walker.walk(chain, messages, params, slot, slot_step):
             emit(event)
 
     # A TaskGroup ties every call to this request: if the request is cancelled, so are they.
     async with asyncio.TaskGroup() as group:
-        tasks = [group.create_task(fill(slot)) for slot in slots]
+        tasks = [group.create_task(fill(slot, position)) for position, slot in enumerate(slots)]
         if layer.deadline_s is not None:
             await asyncio.wait(tasks, timeout=layer.deadline_s)
             for task in tasks:
                 task.cancel()  # a no-op for those that finished
     if layer.deadline_s is not None:
-        for slot, task in zip(slots, tasks, strict=True):
+        for position, (slot, task) in enumerate(zip(slots, tasks, strict=True)):
             if task.cancelled() and slot.records:
                 slot.records[-1] = replace(
                     slot.records[-1],
                     error=f"model {slot.records[-1].model}: no answer within the layer deadline ({layer.deadline_s:g}s)",
                     failure=FailureKind.LAYER_DEADLINE,
                 )
-                emit(CallFinished(slot.records[-1], walker.since_start()))
+                emit(walker.finished(slot.records[-1], position))
     return slots
 
 

@@ -4,10 +4,14 @@ request's topology override checked against the catalogue and the limits."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
+from app.core.agreement import Match
 from app.core.failures import Failure, FailureKind
 from app.core.types import Role
+
+ToolsMode = Literal["advise", "bypass"]
+Aggregation = Literal["synthesize", "select", "sequential"]
 
 
 @dataclass(frozen=True)
@@ -17,6 +21,36 @@ class ModelEntry:
     alias: str
     params: dict[str, Any] = field(default_factory=dict)
     fallbacks: list[str] = field(default_factory=list)
+    text_only: bool = False  # configured `modalities: [text]`: non-text content parts are replaced
+    context_window: int | None = None  # tokens the model reads at most (input and output)
+    input_usd_per_mtok: float = 0.0  # for cost estimates before a call
+    output_usd_per_mtok: float = 0.0
+
+    def output_cap(self) -> int | None:
+        """The output tokens its configured `params` allow, if they say."""
+        cap = self.params.get("max_completion_tokens") or self.params.get("max_tokens")
+        return cap if isinstance(cap, int) and not isinstance(cap, bool) else None
+
+
+@dataclass(frozen=True)
+class EarlyExit:
+    """Stop a run when a layer's answers agree (see app/core/agreement.py)."""
+
+    agreement: float = 1.0  # share of a layer's answers that must match the most common one
+    match: Match = "normalized"
+    similarity: float = 0.9  # for match `similarity`
+    escalate_to: str | None = None  # the aggregator when proposers disagree; agreed: the pipeline's own
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How a pipeline spends: early exit, cost budget, proposers' output cap, and aggregation."""
+
+    early_exit: EarlyExit | None = None
+    max_cost_usd: float | None = None
+    reference_max_tokens: int | None = None
+    aggregation: Aggregation = "synthesize"
+    window: int = 3  # references per aggregation round, for `sequential`
 
 
 @dataclass(frozen=True)
@@ -36,6 +70,8 @@ class PipelineEntry:
     aggregator_fallbacks: list[str] = field(default_factory=list)
     best_proposal_fallback: bool = False
     deadline_s: float | None = None
+    tools_mode: ToolsMode = "advise"
+    policy: Policy = field(default_factory=Policy)
 
 
 @dataclass(frozen=True)
@@ -75,6 +111,8 @@ class Plan:
     prompt: str = ""
     deadline_s: float | None = None
     best_proposal_fallback: bool = False
+    tools_mode: ToolsMode = "advise"  # with a forced tool choice: proposers still advise, or are skipped
+    policy: Policy = field(default_factory=Policy)
 
     @property
     def final_role(self) -> Role:
@@ -126,6 +164,8 @@ def make_plan(
         pipeline.prompt,
         pipeline.deadline_s,
         pipeline.best_proposal_fallback,
+        pipeline.tools_mode,
+        pipeline.policy,
     )
 
 

@@ -45,7 +45,12 @@ class ChatBackend(Protocol):
 
 
 class CallObserver(Protocol):
-    """Told of every upstream call's end, retry and circuit change: metrics, logs, traces."""
+    """Told of every upstream call's start, end, retry and circuit change: metrics, logs, traces."""
+
+    def call_started(self, spec: CallSpec) -> None:
+        """The call is about to be sent (once, however often it is retried); one of call_succeeded,
+        call_failed or call_cancelled follows."""
+        ...
 
     def call_succeeded(self, spec: CallSpec, duration_s: float, answer: Answer) -> None: ...
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 DEFAULT_AGGREGATOR_PROMPT = (
@@ -25,18 +26,35 @@ def inject_references(
 ) -> list[dict[str, Any]]:
     """Put the references into the system message; the client's turns are left as they are.
 
-    Appended after "\\n\\n" to the client's leading system message if there is one, otherwise a new
-    system message goes first. The input list and its dicts are not modified.
+    The block goes into the first system or `developer` message (see `with_instruction`).
     """
     if isinstance(references, str):  # a string would be numbered character by character
         raise TypeError("references must be a list of answers, not a string")
-    block = references_block(prompt, references)
-    if messages and messages[0].get("role") == "system":
-        system = dict(messages[0])
-        content = system.get("content")
-        if isinstance(content, list):  # content parts: add ours as one more text part
-            system["content"] = [*content, {"type": "text", "text": "\n\n" + block}]
-        else:
-            system["content"] = f"{content or ''}\n\n{block}"
-        return [system, *messages[1:]]
-    return [{"role": "system", "content": block}, *messages]
+    return with_instruction(messages, references_block(prompt, references))
+
+
+def with_instruction(messages: list[dict[str, Any]], text: str) -> list[dict[str, Any]]:
+    """`text` appended to the first system (or `developer`) message, after a blank line; without one, a new
+    system message goes first. The input list and its dicts are not modified."""
+    for index, message in enumerate(messages):
+        if message.get("role") in _INSTRUCTION_ROLES:
+            system = dict(message)
+            content = system.get("content")
+            if isinstance(content, list):  # content parts: add ours as one more text part
+                system["content"] = [*content, {"type": "text", "text": "\n\n" + text}]
+            else:
+                system["content"] = f"{content or ''}\n\n{text}"
+            return [*messages[:index], system, *messages[index + 1 :]]
+    return [{"role": "system", "content": text}, *messages]
+
+
+_INSTRUCTION_ROLES = ("system", "developer")
+_THINKING = re.compile(r"<(think|thinking|reasoning)>.*?(</\1>|\Z)", re.DOTALL | re.IGNORECASE)
+
+
+def final_answer(text: str) -> str:
+    """A proposal as a reference: its `<think>…</think>`-style blocks removed (an unclosed one runs to
+    the end), so the aggregator sees answers, not another model's reasoning."""
+    if "<" not in text:
+        return text
+    return _THINKING.sub("", text).strip()

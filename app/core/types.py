@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from app.core.failures import FailureKind
 
 Message = dict[str, Any]
-Role = Literal["proposer", "aggregator", "direct"]
 CallStatus = Literal["ok", "error", "skipped", "cancelled"]
 
 
@@ -34,16 +34,33 @@ class Usage:
         )
 
 
+Role = Literal["proposer", "aggregator", "direct", "embedding", "shadow", "judge"]
+
+
 @dataclass(slots=True)  # not frozen: one is made per streamed token, and a frozen init costs ~3x
 class Delta:
-    """A piece of an answer as it streams: text, reasoning text, or tool-call fragments as sent."""
+    """A piece of an answer as it streams: text, reasoning text, or tool-call fragments as sent, of
+    choice `index` (more than one only when the client asked for `n` > 1)."""
 
     text: str = ""
     reasoning: str = ""
     tool_calls: list[dict[str, Any]] | None = None
+    index: int = 0
+    logprobs: Any = None  # the provider's `logprobs` of this piece, passed through as sent
 
     def __bool__(self) -> bool:
-        return bool(self.text or self.reasoning or self.tool_calls)
+        return bool(self.text or self.reasoning or self.tool_calls or self.logprobs)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One of an answer's choices beyond the first (`n` > 1)."""
+
+    text: str
+    finish_reason: str
+    reasoning: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    logprobs: Any = None
 
 
 @dataclass(frozen=True)
@@ -55,9 +72,34 @@ class Answer:
     usage: Usage
     cost_usd: float = 0.0
     ttft_s: float | None = None
-    reasoning: str | None = None
-    tool_calls: list[dict[str, Any]] | None = None
-    logprobs: Any = None
+    reasoning: str | None = None  # the model's reasoning text (`reasoning_content`), where it sent one
+    tool_calls: list[dict[str, Any]] | None = None  # as the model sent them
+    logprobs: Any = None  # as the model sent them
+    more_choices: tuple[Choice, ...] = ()  # choices 1..n-1
+
+    def choices(self) -> list[Choice]:
+        """Every choice, the first included, in index order."""
+        first = Choice(self.text, self.finish_reason, self.reasoning, self.tool_calls, self.logprobs)
+        return [first, *self.more_choices]
+
+
+@dataclass(frozen=True)
+class RunInput:
+    """What a run is asked: the conversation and parameters as the acting (final) model gets them, and
+    the advisory view the proposers get."""
+
+    messages: list[Message]  # as the client sent them: for the aggregator or the direct model
+    params: dict[str, Any]  # every field the client sent for the final call
+    proposer_messages: list[Message]  # text only: tool calls and results rendered as text
+    proposer_params: dict[str, Any]  # the sampling parameters only
+    tools_forced: bool = False  # the client forces a tool call (`tool_choice` required or named)
+    check_answer: Callable[[str], str | None] | None = None  # None if the text is fine, else why not
+    max_cost_usd: float | None = None  # the request's own budget (`moa.max_cost_usd`)
+
+    @classmethod
+    def plain(cls, messages: list[Message], params: dict[str, Any] | None = None) -> RunInput:
+        """A text conversation that every call gets as it is, with the same parameters."""
+        return cls(messages, params or {}, messages, params or {})
 
 
 @dataclass(frozen=True)
@@ -87,6 +129,7 @@ class CallRecord:
     error: str | None = None
     failure: FailureKind | None = None
     fallback_for: str | None = None  # this call stood in for that model, which failed
+    tool_calls: int = 0  # tool calls the model's answer made (its first choice)
 
 
 @dataclass(frozen=True)
@@ -100,6 +143,9 @@ class MoaResult:
     dropped: list[str] = field(default_factory=list)  # proposers whose slot gave no answer
     answered_by: str = ""  # the model whose text is the answer
     degraded: str | None = None  # set when the answer is not the aggregator's, and why
+    early_exit: dict[str, Any] | None = None  # {layer, agreement, skipped, escalated} when proposers agreed
+    budget: dict[str, Any] | None = None  # {max_usd, estimated_usd, actions} when a budget applied
+    calls_saved: int = 0  # upstream calls the plan named and the run did not make (early exit)
 
     @property
     def text(self) -> str:

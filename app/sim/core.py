@@ -2,8 +2,26 @@
 
 Timing per request: `ttft_ms` before the first token, then `tokens_per_s` (0: instant). A request may
 override the defaults with an extension object `"simulate": {"ttft_ms", "tokens_per_s",
-"output_tokens", "fault", "fault_count", "fault_key", "retry_after_s"}`, which is how a config pins
-per-model behaviour (`params: {simulate: {...}}`).
+"output_tokens", "fault", "fault_count", "fault_key", "retry_after_s", "reasoning", "think_tags",
+"answer", "context_window"}`, which is how a config pins per-model behaviour (`params: {simulate: {...}}`).
+
+`answer: "<text>"` fixes the text of choice 0 (other choices of `n` keep their own), in place of the
+generated text and of a judge's verdict (`output_tokens` no longer applies): streamed a token per chunk,
+counted in usage, cut by `max_tokens`, and dressed like any text (json_object wraps it as
+`{"answer": ...}`, think_tags prefix it, a tool result's quote follows it). What replaces the text wins:
+an offered tool still gets a tool call, json_schema still gets JSON fitting the schema, and reasoning
+is still added. `context_window: N` (tokens) answers 400 `context_length_exceeded`, as OpenAI does, when
+the prompt (count_prompt_tokens) plus `max_completion_tokens`/`max_tokens`, if given, exceeds N. Both
+apply to chat completions only (embeddings ignore them).
+
+Agent features (app/sim/choices.py): offered `tools` get one tool call (the named `tool_choice`, else the
+first tool; arguments fit its `parameters`; streamed as a head, then argument pieces), unless
+`tool_choice` is "none" or the last message is a tool result (then text quoting it). `response_format`
+json_schema gets JSON fitting the schema (app/sim/schema.py), json_object `{"answer": <text>}`.
+`reasoning_effort` or `simulate.reasoning` add `reasoning_content` (streamed first, counted in
+`completion_tokens_details.reasoning_tokens`); `simulate.think_tags` starts the content with
+`<think>...</think>`. `n` gives n choices; `logprobs`/`top_logprobs` give a logprob per content token.
+`embed` answers `/v1/embeddings` (app/sim/embeddings.py).
 
 Faults: hang (never answers), error_500, error_503, rate_limit (429 with Retry-After), reset (the
 connection drops mid-body or mid-stream), non_json (200 with an HTML body), empty_choices, trickle
@@ -12,7 +30,11 @@ oversized_body (an answer of `oversize_bytes`, 17 MiB by default: over every def
 gateway), truncated_stream (the stream stops after 3 tokens, with no finish_reason and no [DONE]; a
 non-streamed body is cut in half), endless_trickle (a token every 200 ms forever; non-streamed: never
 answers). With `fault_count: N` only the first N requests carrying the same `fault_key` fail, so
-retries and recoveries can be exercised.
+retries and recoveries can be exercised. One fault is in the answer, not the transport (ANSWER_FAULTS):
+schema_invalid (a 200 whose content breaks `response_format`: `{}` for an object with required fields).
+
+A question of the form `What is 12+30?` (+, - or *) gets the number alone, from every model: a canonical
+answer that proposers agree on, as real models do (what early exit is for).
 """
 
 from __future__ import annotations
@@ -28,7 +50,9 @@ from typing import Any
 import orjson
 
 from app.core.tokens import count_prompt_tokens
-from app.sim.text import answer_text, token_pieces
+from app.sim import choices, embeddings
+from app.sim.judge import JudgeOptionError, judge_text
+from app.sim.text import answer_text
 
 FAULTS = (
     "hang",
@@ -44,6 +68,9 @@ FAULTS = (
     "truncated_stream",
     "endless_trickle",
 )
+# Faults in what a 200 answer says rather than in how it arrives (not in FAULTS: the fault matrix of the
+# transport does not apply). schema_invalid: JSON that breaks the request's `response_format`.
+ANSWER_FAULTS = ("schema_invalid",)
 _MALFORMED_USAGE = {"prompt_tokens": -5, "completion_tokens": "abc", "total_tokens": 1.5}
 _TRUNCATE_AFTER = 3  # tokens
 _ENDLESS_GAP_S = 0.2
@@ -104,14 +131,27 @@ class SimProfile:
     fault_key: str = ""
     retry_after_s: float = 1.0
     oversize_bytes: int = 17 * 1024 * 1024
+    reasoning: bool = False  # answers carry `reasoning_content` (as if `reasoning_effort` were sent)
+    think_tags: bool = False  # the content starts with <think>reasoning</think>, as raw R1 distills
+    answer: str | None = None  # the text of choice 0, instead of a generated one
+    context_window: int | None = None  # tokens: a longer request gets a 400 context_length_exceeded
 
     def override(self, body: dict[str, Any]) -> SimProfile:
         options = body.get("simulate")
         if not isinstance(options, dict):
             return self
         fault = options.get("fault", self.fault)
-        if fault is not None and fault not in FAULTS:
-            raise SimulatorRequestError(f"'simulate.fault' is one of {', '.join(FAULTS)}")
+        if fault is not None and fault not in FAULTS and fault not in ANSWER_FAULTS:
+            raise SimulatorRequestError(f"'simulate.fault' is one of {', '.join(FAULTS + ANSWER_FAULTS)}")
+        flags = {name: options.get(name, getattr(self, name)) for name in ("reasoning", "think_tags")}
+        if not all(isinstance(flag, bool) for flag in flags.values()):
+            raise SimulatorRequestError("'simulate.reasoning' and 'simulate.think_tags' are booleans")
+        answer = options.get("answer", self.answer)
+        if answer is not None and not isinstance(answer, str):
+            raise SimulatorRequestError("'simulate.answer' is a string")
+        window = options.get("context_window", self.context_window)
+        if window is not None and (not isinstance(window, int) or isinstance(window, bool) or window < 1):
+            raise SimulatorRequestError("'simulate.context_window' is a positive integer (tokens)")
         try:
             return replace(
                 self,
@@ -123,6 +163,9 @@ class SimProfile:
                 fault_key=str(options.get("fault_key", self.fault_key)),
                 retry_after_s=max(0.0, float(options.get("retry_after_s", self.retry_after_s))),
                 oversize_bytes=max(0, int(options.get("oversize_bytes", self.oversize_bytes))),
+                answer=answer,
+                context_window=window,
+                **flags,
             )
         except (TypeError, ValueError):
             raise SimulatorRequestError(
@@ -142,21 +185,30 @@ def _optional_int(value: Any) -> int | None:
 @dataclass(frozen=True)
 class _Reply:
     model: str
-    pieces: list[str]
-    finish_reason: str
+    choices: list[choices.Choice]
     prompt_tokens: int
+    logprobs: bool  # every choice of every chunk carries a `logprobs` field
 
     @property
-    def usage(self) -> dict[str, int]:
-        completion = len(self.pieces)
-        return {
+    def steps(self) -> int:
+        """How many tokens the longest choice takes (choices are written side by side)."""
+        return max(choice.steps for choice in self.choices)
+
+    @property
+    def usage(self) -> dict[str, Any]:
+        completion = sum(choice.completion_tokens for choice in self.choices)
+        usage: dict[str, Any] = {
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": completion,
             "total_tokens": self.prompt_tokens + completion,
         }
+        reasoning = sum(len(choice.reasoning) for choice in self.choices)
+        if reasoning:
+            usage["completion_tokens_details"] = {"reasoning_tokens": reasoning}
+        return usage
 
 
-def _reply(body: dict[str, Any], profile: SimProfile) -> _Reply:
+def _reply(body: dict[str, Any], profile: SimProfile, break_schema: bool = False) -> _Reply:
     model, messages = body.get("model"), body.get("messages")
     if not isinstance(model, str) or not model:
         raise SimulatorRequestError("'model' is required")
@@ -165,13 +217,45 @@ def _reply(body: dict[str, Any], profile: SimProfile) -> _Reply:
     limit = body.get("max_completion_tokens") or body.get("max_tokens")
     limit = int(limit) if isinstance(limit, int | float) and limit > 0 else None
     seed = body.get("seed") if isinstance(body.get("seed"), int) else None
-    text = answer_text(model, messages, seed, profile.output_tokens)
-    pieces = token_pieces(text, None)
-    truncated = limit is not None and len(pieces) > limit
-    if truncated:
-        pieces = pieces[:limit]
-        pieces[-1] = pieces[-1].rstrip()
-    return _Reply(model, pieces, "length" if truncated else "stop", count_prompt_tokens(messages))
+    try:  # a judge prompt of `moa-gateway eval` gets a verdict (app/sim/judge.py)
+        judged = judge_text(messages, body.get("simulate"))
+    except JudgeOptionError as exc:
+        raise SimulatorRequestError(str(exc)) from None
+    try:
+        asked = choices.asked_of(body, reasoning=profile.reasoning, think_tags=profile.think_tags)
+    except choices.BadRequest as exc:
+        raise SimulatorRequestError(str(exc)) from None
+    if break_schema:
+        asked = replace(asked, break_schema=True)
+    prompt_tokens = count_prompt_tokens(messages)
+    _check_context(profile.context_window, prompt_tokens + (limit or 0))
+    made = []
+    for index in range(asked.n):  # each choice is written with a seed of its own
+        variant = choices.variant_seed(seed, index)
+        if index == 0 and profile.answer is not None:
+            text = profile.answer
+        elif judged is not None:
+            text = judged
+        else:
+            text = answer_text(model, messages, variant, profile.output_tokens)
+        made.append(choices.build(index, text, asked, model=model, messages=messages, seed=seed, limit=limit))
+    return _Reply(model, made, prompt_tokens, asked.logprobs)
+
+
+def _check_context(window: int | None, requested: int) -> None:
+    """OpenAI's 400 when the request does not fit the model's context window."""
+    if window is None or requested <= window:
+        return
+    error = {
+        "message": (
+            f"This model's maximum context length is {window} tokens. However, your messages resulted in "
+            f"{requested} tokens. Please reduce the length of the messages."
+        ),
+        "type": "invalid_request_error",
+        "param": "messages",
+        "code": "context_length_exceeded",
+    }
+    raise SimulatedHTTPError(400, orjson.dumps({"error": error}), {}, "application/json")
 
 
 async def _sleep_until(deadline: float) -> None:
@@ -201,6 +285,8 @@ async def _prepare(
     reply = _reply(body, profile)
     fault = profile.active_fault(counter or FaultCounter())
     await _fail_before_answering(fault, profile)
+    if fault == "schema_invalid":
+        reply = _reply(body, profile, break_schema=True)
     if fault == "trickle":
         profile = replace(profile, tokens_per_s=1.0)
     return profile, reply, fault
@@ -213,7 +299,7 @@ async def complete(
     if fault == "endless_trickle":  # a whole answer never comes
         await asyncio.sleep(3600)
     started = time.perf_counter()
-    rate_s = len(reply.pieces) / profile.tokens_per_s if profile.tokens_per_s > 0 else 0.0
+    rate_s = reply.steps / profile.tokens_per_s if profile.tokens_per_s > 0 else 0.0
     await _sleep_until(started + profile.ttft_ms / 1000 + rate_s)
     if fault == "oversized_body":
         raise SimulatedOversize(profile.oversize_bytes)
@@ -224,13 +310,7 @@ async def complete(
         "object": "chat.completion",
         "created": int(time.time()),
         "model": reply.model,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": "".join(reply.pieces)},
-                "finish_reason": reply.finish_reason,
-            }
-        ],
+        "choices": [choice.body() for choice in reply.choices],
         "usage": _MALFORMED_USAGE if fault == "malformed_usage" else reply.usage,
     }
     if fault == "reset":
@@ -245,7 +325,8 @@ async def complete(
 async def stream(
     body: dict[str, Any], defaults: SimProfile, counter: FaultCounter | None = None
 ) -> AsyncIterator[dict[str, Any]]:
-    """Chat completion chunks: role, one token each, finish; a usage chunk when asked for."""
+    """Chat completion chunks: role, one token each, finish; a usage chunk when asked for. With `n` > 1
+    the choices' chunks alternate, each with its `index`."""
     profile, reply, fault = await _prepare(body, defaults, counter)
     started = time.perf_counter()
     first_token_at = started + profile.ttft_ms / 1000
@@ -256,35 +337,77 @@ async def stream(
         "model": reply.model,
     }
 
-    def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
-        return {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}]}
+    def chunk(
+        delta: dict[str, Any], finish_reason: str | None = None, index: int = 0, logprob: Any = None
+    ) -> dict[str, Any]:
+        choice: dict[str, Any] = {"index": index, "delta": delta}
+        if reply.logprobs:
+            choice["logprobs"] = None if logprob is None else {"content": [logprob], "refusal": None}
+        choice["finish_reason"] = finish_reason
+        return {**base, "choices": [choice]}
 
     if fault == "empty_choices":
         await _sleep_until(first_token_at)
         yield {**base, "choices": []}
         return
-    yield chunk({"role": "assistant", "content": ""})
+    for choice in reply.choices:
+        yield chunk(choice.role_delta(), index=choice.index)
     if fault == "endless_trickle":
         await _sleep_until(first_token_at)
+        pieces = reply.choices[0].pieces
         for i in itertools.count():
-            yield chunk({"content": reply.pieces[i % len(reply.pieces)] if reply.pieces else "."})
+            yield chunk({"content": pieces[i % len(pieces)] if pieces else "."})
             await asyncio.sleep(_ENDLESS_GAP_S)
-    for i, piece in enumerate(reply.pieces):
+    steps = [choice.deltas() for choice in reply.choices]
+    for i in range(reply.steps):
         offset = i / profile.tokens_per_s if profile.tokens_per_s > 0 else 0.0
         await _sleep_until(first_token_at + offset)
         if fault == "reset" and i == 3:
             raise SimulatedReset()
         if fault == "truncated_stream" and i == _TRUNCATE_AFTER:
             raise SimulatedTruncation()
-        yield chunk({"content": piece})
+        for choice, deltas in zip(reply.choices, steps, strict=True):
+            if i < len(deltas):
+                yield chunk(deltas[i][0], index=choice.index, logprob=deltas[i][1])
     await _sleep_until(first_token_at)  # an empty answer still takes its time to first token
     if fault == "oversized_body":
         raise SimulatedOversize(profile.oversize_bytes)
     if fault == "truncated_stream":
         raise SimulatedTruncation()
-    yield chunk({}, reply.finish_reason)
+    for choice in reply.choices:
+        yield chunk({}, choice.finish_reason, index=choice.index)
     options = body.get("stream_options")
     if fault == "malformed_usage":  # sent whether asked for or not
         yield {**base, "choices": [], "usage": _MALFORMED_USAGE}
     elif isinstance(options, dict) and options.get("include_usage"):
         yield {**base, "choices": [], "usage": reply.usage}
+
+
+async def embed(
+    body: dict[str, Any], defaults: SimProfile, counter: FaultCounter | None = None
+) -> dict[str, Any]:
+    """An embeddings response (app/sim/embeddings.py), after `ttft_ms`. The faults of one JSON answer
+    apply: hang and endless_trickle (no answer), the status faults, non_json, reset, truncated_stream
+    (half a body), empty_choices (`data: []`), malformed_usage, oversized_body; the others are ignored."""
+    profile = defaults.override(body)
+    try:
+        response = embeddings.embeddings_body(body)
+    except choices.BadRequest as exc:
+        raise SimulatorRequestError(str(exc)) from None
+    fault = profile.active_fault(counter or FaultCounter())
+    await _fail_before_answering(fault, profile)
+    if fault == "endless_trickle":
+        await asyncio.sleep(3600)
+    await asyncio.sleep(profile.ttft_ms / 1000)
+    if fault == "oversized_body":
+        raise SimulatedOversize(profile.oversize_bytes)
+    if fault == "empty_choices":
+        response["data"] = []
+    if fault == "malformed_usage":
+        response["usage"] = _MALFORMED_USAGE
+    if fault in ("reset", "truncated_stream"):
+        whole = orjson.dumps(response)
+        if fault == "reset":
+            raise SimulatedReset(whole[: len(whole) // 2])
+        raise SimulatedHTTPError(200, whole[: len(whole) // 2], {}, "application/json")
+    return response

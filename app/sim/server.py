@@ -29,16 +29,9 @@ def create_sim_app(defaults: core.SimProfile | None = None, api_key: str | None 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Response:
         """A simulated chat completion."""
-        if api_key is not None:
-            given = request.headers.get("authorization", "").removeprefix("Bearer ")
-            if not hmac.compare_digest(given.encode(), api_key.encode()):
-                return _error(401, "Invalid API key", "authentication_error")
-        try:
-            body = orjson.loads(await request.body())
-        except orjson.JSONDecodeError:
-            return _error(400, "The body is not JSON", "invalid_request_error")
-        if not isinstance(body, dict):
-            return _error(400, "The body must be an object", "invalid_request_error")
+        body = await _read(request, api_key)
+        if isinstance(body, Response):
+            return body
         try:
             if body.get("stream"):
                 chunks = core.stream(body, profile, faults)
@@ -67,6 +60,35 @@ def create_sim_app(defaults: core.SimProfile | None = None, api_key: str | None 
                 headers={"content-length": length},
             )
 
+    @app.post("/v1/embeddings")
+    async def create_embeddings(request: Request) -> Response:
+        """Simulated embeddings."""
+        body = await _read(request, api_key)
+        if isinstance(body, Response):
+            return body
+        try:
+            response = await _unless_disconnected(request, core.embed(body, profile, faults))
+            return Response(orjson.dumps(response), media_type="application/json")
+        except _ClientGone:
+            return Response(status_code=499)
+        except core.SimulatorRequestError as exc:
+            return _error(400, str(exc), "invalid_request_error")
+        except core.SimulatedHTTPError as exc:
+            return Response(exc.body, exc.status, headers=exc.headers, media_type=exc.media_type)
+        except core.SimulatedReset as exc:
+            length = str(2 * len(exc.partial) or 100)
+            return StreamingResponse(
+                _broken(exc.partial), media_type="application/json", headers={"content-length": length}
+            )
+        except core.SimulatedOversize as exc:
+            head, tail = _OVERSIZED_EMBEDDING_HEAD, _OVERSIZED_EMBEDDING_TAIL
+            length = str(len(head) + exc.size + len(tail))
+            return StreamingResponse(
+                _oversized(head, exc.size, tail),
+                media_type="application/json",
+                headers={"content-length": length},
+            )
+
     @app.get("/v1/models")
     async def list_models() -> dict[str, Any]:
         """Any model id works; these are examples."""
@@ -79,6 +101,21 @@ def create_sim_app(defaults: core.SimProfile | None = None, api_key: str | None 
         return {"status": "ok"}
 
     return app
+
+
+async def _read(request: Request, api_key: str | None) -> dict[str, Any] | Response:
+    """The request's JSON object, or the error a real provider answers: 401 without the key, 400."""
+    if api_key is not None:
+        given = request.headers.get("authorization", "").removeprefix("Bearer ")
+        if not hmac.compare_digest(given.encode(), api_key.encode()):
+            return _error(401, "Invalid API key", "authentication_error")
+    try:
+        body = orjson.loads(await request.body())
+    except orjson.JSONDecodeError:
+        return _error(400, "The body is not JSON", "invalid_request_error")
+    if not isinstance(body, dict):
+        return _error(400, "The body must be an object", "invalid_request_error")
+    return body
 
 
 def _error(status: int, message: str, error_type: str) -> Response:
@@ -117,6 +154,9 @@ _OVERSIZED_HEAD = (
     b'{"object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"'
 )
 _OVERSIZED_TAIL = b'"},"finish_reason":"stop"}]}'
+# An oversized embeddings body: one huge base64 embedding (of "a"s), valid JSON once whole.
+_OVERSIZED_EMBEDDING_HEAD = b'{"object":"list","data":[{"object":"embedding","index":0,"embedding":"'
+_OVERSIZED_EMBEDDING_TAIL = b'"}],"model":"sim","usage":{"prompt_tokens":1,"total_tokens":1}}'
 _FLOOD_PIECE = 4096  # bytes of text per chunk of an oversized stream
 
 

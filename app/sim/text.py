@@ -96,6 +96,10 @@ def answer_text(model: str, messages: list[dict[str, Any]], seed: int | None, le
     digest = _digest(model, conversation, str(seed))
     question = question_of(messages)
     references = references_of(messages)
+    sum_ = _ARITHMETIC.fullmatch(question.strip())
+    if sum_ is not None:  # a canonical answer: every model agrees, as real ones do on `What is 2+3?`
+        left, operator, right = int(sum_[1]), sum_[2], int(sum_[3])
+        return str(left + right if operator == "+" else left - right if operator == "-" else left * right)
     count = length if length is not None else 16 + digest % 24
     words = [_VOCABULARY[((digest >> (i % 48)) ^ (i * 7)) % len(_VOCABULARY)] for i in range(count)]
     if references:
@@ -106,6 +110,9 @@ def answer_text(model: str, messages: list[dict[str, Any]], seed: int | None, le
     return f"{head} {' '.join(words)}"
 
 
+_ARITHMETIC = re.compile(r"what is (\d{1,9}) *([-+*]) *(\d{1,9})\?", re.IGNORECASE)
+
+
 def _gist(reference: str) -> str:
     """`model: first words` of a simulated answer (its words follow the last colon), else its start."""
     tag = reference[1 : reference.index("]")] + ": " if reference.startswith("[") and "]" in reference else ""
@@ -114,6 +121,10 @@ def _gist(reference: str) -> str:
 
 
 def token_pieces(text: str, limit: int | None) -> list[str]:
-    """Split into one-token pieces (each keeps its trailing space), at most `limit` of them."""
+    """Split into one-token pieces (each keeps its trailing space, the first any leading space, so a fixed
+    `simulate.answer` comes back whole), at most `limit` of them."""
     pieces = _ONE_TOKEN.findall(text)
+    lead = text[: len(text) - len(text.lstrip())]
+    if lead:
+        pieces = [lead + pieces[0], *pieces[1:]] if pieces else [lead]
     return pieces if limit is None else pieces[:limit]

@@ -1,1 +1,2 @@
-"""Telemetry: Prometheus metrics, log lines, and the core's CallObserver over both."""
+"""Telemetry: Prometheus metrics, log lines, the core's CallObserver over both, and optional
+OpenTelemetry traces."""

@@ -77,6 +77,7 @@ class JsonFormatter(logging.Formatter):
             "ts": self.formatTime(record),
             "level": record.levelname.lower(),
             "logger": record.name,
+            "pid": record.process,  # which worker, under `serve --workers N`
             "request_id": getattr(record, "request_id", "-"),
         }
         fields = getattr(record, "fields", None)

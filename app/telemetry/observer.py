@@ -22,6 +22,9 @@ class TelemetryObserver:
         for model in provider_of:
             metrics.circuit_state.labels(model).set(0)
 
+    def call_started(self, spec: CallSpec) -> None:
+        pass  # metrics and the log line are written at the call's end
+
     def call_succeeded(self, spec: CallSpec, duration_s: float, answer: Answer) -> None:
         usage = answer.usage
         self._record(spec, "ok", duration_s, usage=usage, cost_usd=answer.cost_usd, ttft_s=answer.ttft_s)

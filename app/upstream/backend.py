@@ -17,11 +17,12 @@ from app.config import GatewayConfig
 from app.core.failures import Failure, FailureKind
 from app.core.ports import CallObserver, RunContext
 from app.core.tokens import count_prompt_tokens, count_tokens
-from app.core.types import Answer, CallSpec, Delta, Usage
-from app.upstream.answers import StreamedAnswer, completion_choice, reported_usage
+from app.core.types import Answer, CallSpec, Choice, Delta, Usage
+from app.upstream.answers import StreamedAnswer, completion_choices, reported_usage
 from app.upstream.body import UpstreamLimits
 from app.upstream.circuit import CircuitBreaker
 from app.upstream.failures import rejected_error, upstream_error
+from app.upstream.pool import ConnectionPool
 from app.upstream.providers import build_transports
 from app.upstream.retry import retry_delay
 from app.upstream.secrets import redact
@@ -37,11 +38,12 @@ class UpstreamBackend:
         client: httpx.AsyncClient,
         observer: CallObserver,
         limits: UpstreamLimits | None = None,
+        pool: ConnectionPool | None = None,
     ) -> None:
         self._config = config
         self._observer = observer
         self._secrets = config.secrets()
-        self._transports: dict[str, Transport] = build_transports(config, client, limits)
+        self._transports: dict[str, Transport] = build_transports(config, client, limits, pool)
         self._breakers = {alias: CircuitBreaker(m.circuit_breaker) for alias, m in config.models.items()}
         self._published = dict.fromkeys(self._breakers, "closed")  # the state the observer last got
 
@@ -60,7 +62,8 @@ class UpstreamBackend:
         """One call, streamed upstream or not, retried within the run's budget until it yields its first
         delta: a retry after that would repeat what the consumer already has."""
         with self._trial_released(spec.model):
-            content = self._encoded(spec, stream=stream)
+            content = self._encoded(spec, self._body(spec, stream=stream))
+            self._observer.call_started(spec)
             transport = self._transports[self._config.provider_of(spec.model)]
             started = time.perf_counter()
             attempt = 0
@@ -75,24 +78,25 @@ class UpstreamBackend:
                                 chunks = transport.stream(spec.model, content)
                                 async with contextlib.aclosing(chunks):
                                     async for chunk in chunks:
-                                        for piece in answer.feed(chunk):
+                                        for delta in answer.feed(chunk):
                                             if ttft_s is None:
                                                 ttft_s = time.perf_counter() - started
-                                            yield Delta(piece)
+                                            yield delta
                                 if not answer.saw_choices:
                                     raise upstream_error(
                                         f"model {spec.model}: the stream carried no choices", model=spec.model
                                     )
-                                text, finish_reason = "".join(answer.parts), answer.finish_reason
-                                usage = answer.usage
+                                choices, usage = answer.choices(), answer.usage
                             else:
                                 payload = await transport.complete(spec.model, content)
-                                text, finish_reason = completion_choice(spec.model, payload)
+                                choices = completion_choices(spec.model, payload)
                                 usage = reported_usage(spec.model, payload.get("usage"))
                         break
                     except Failure as exc:
                         delay = (
-                            None if answer.parts else self._retry_delay(spec, exc, attempt, context, started)
+                            None
+                            if answer.started
+                            else self._retry_delay(spec, exc, attempt, context, started)
                         )
                         if delay is None:
                             self._failed(spec, started, exc)
@@ -103,8 +107,8 @@ class UpstreamBackend:
                 self._observer.call_cancelled(spec, time.perf_counter() - started)
                 raise
             if usage is None:
-                usage = _estimated_usage(spec, text)
-            yield self._succeeded(spec, started, text, finish_reason, usage, ttft_s)
+                usage = _estimated_usage(spec, choices)
+            yield self._succeeded(spec, started, choices, usage, ttft_s)
 
     @contextlib.contextmanager
     def _trial_released(self, model: str) -> Iterator[None]:
@@ -139,11 +143,50 @@ class UpstreamBackend:
                 f"model {spec.model}: the provider's answer could not be handled ({name})", model=spec.model
             ) from exc
 
-    def _encoded(self, spec: CallSpec, *, stream: bool) -> bytes:
+    async def embed(
+        self, alias: str, body: dict[str, Any], context: RunContext
+    ) -> tuple[dict[str, Any], Answer]:
+        """One embeddings request to the model's provider, under its circuit breaker and retry policy: the
+        provider's answer as sent, and the call's usage and cost. Raises Failure."""
+        spec = CallSpec(0, "embedding", alias, [], {})
+        if not self.admit(alias):
+            raise Failure(
+                FailureKind.CIRCUIT_OPEN,
+                f"model {alias}: skipped while its circuit breaker is open",
+                model=alias,
+            )
+        with self._trial_released(alias):
+            content = self._encoded(spec, {**body, "model": self._config.upstream_name(alias)})
+            self._observer.call_started(spec)
+            transport = self._transports[self._config.provider_of(alias)]
+            started = time.perf_counter()
+            attempt = 0
+            try:
+                while True:
+                    try:
+                        with self._unexpected_as_bad_response(spec):
+                            payload = await transport.embed(alias, content)
+                            usage = reported_usage(alias, payload.get("usage"))
+                        break
+                    except Failure as exc:
+                        delay = self._retry_delay(spec, exc, attempt, context, started)
+                        if delay is None:
+                            self._failed(spec, started, exc)
+                            raise
+                    await asyncio.sleep(delay)
+                    attempt += 1
+            except asyncio.CancelledError:
+                self._observer.call_cancelled(spec, time.perf_counter() - started)
+                raise
+            if usage is None:
+                usage = Usage(_input_tokens(body.get("input")), 0, estimated=True)
+            return payload, self._succeeded(spec, started, [Choice("", "stop")], usage, None)
+
+    def _encoded(self, spec: CallSpec, body: dict[str, Any]) -> bytes:
         """The request body for the provider. A body that cannot be encoded (nested past orjson's depth
         limit) is the request's fault: rejected, without a call, and not counted against the model."""
         try:
-            return orjson.dumps(self._body(spec, stream=stream))
+            return orjson.dumps(body)
         except orjson.JSONEncodeError as exc:
             failure = rejected_error(
                 f"model {spec.model}: the request cannot be encoded for the provider ({exc})",
@@ -189,8 +232,7 @@ class UpstreamBackend:
         self,
         spec: CallSpec,
         started: float,
-        text: str,
-        finish_reason: str,
+        choices: list[Choice],
         usage: Usage,
         ttft_s: float | None,
     ) -> Answer:
@@ -203,7 +245,18 @@ class UpstreamBackend:
             if price
             else 0.0
         )
-        answer = Answer(text, finish_reason, usage, cost, ttft_s)
+        first = choices[0]
+        answer = Answer(
+            first.text,
+            first.finish_reason,
+            usage,
+            cost,
+            ttft_s,
+            first.reasoning,
+            first.tool_calls,
+            first.logprobs,
+            tuple(choices[1:]),
+        )
         self._observer.call_succeeded(spec, duration_s, answer)
         return answer
 
@@ -214,6 +267,16 @@ class UpstreamBackend:
         self._observer.call_failed(spec, time.perf_counter() - started, exc)
 
 
-def _estimated_usage(spec: CallSpec, text: str) -> Usage:
+def _estimated_usage(spec: CallSpec, choices: list[Choice]) -> Usage:
     """Our own count, marked, for a provider that reported no usage."""
-    return Usage(count_prompt_tokens(spec.messages), count_tokens(text), estimated=True)
+    written = sum(count_tokens(c.text) + count_tokens(c.reasoning or "") for c in choices)
+    return Usage(count_prompt_tokens(spec.messages), written, estimated=True)
+
+
+def _input_tokens(value: Any) -> int:
+    """Our count of an embeddings input: a text, texts, or token arrays."""
+    if isinstance(value, str):
+        return count_tokens(value)
+    if isinstance(value, list):
+        return sum(len(item) if isinstance(item, list) else _input_tokens(item) for item in value)
+    return 0

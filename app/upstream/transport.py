@@ -20,6 +20,10 @@ class Transport(Protocol):
         `alias` on failure."""
         ...
 
+    async def embed(self, alias: str, content: bytes) -> dict[str, Any]:
+        """An embeddings `list` object for the encoded request `content`; raises Failure naming `alias`."""
+        ...
+
     def stream(self, alias: str, content: bytes) -> AsyncGenerator[dict[str, Any], None]:
         """`chat.completion.chunk` objects until the upstream's `[DONE]` (or its end after a
         `finish_reason`); a stream cut short before either raises a `mid_stream` Failure."""

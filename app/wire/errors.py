@@ -22,10 +22,13 @@ _TIMEOUT = ErrorShape(504, "upstream_error", "upstream_timeout")
 _SHAPES: dict[FailureKind, ErrorShape] = {
     FailureKind.INVALID_REQUEST: _INVALID,
     FailureKind.MODEL_NOT_FOUND: ErrorShape(404, "invalid_request_error", "model_not_found"),
+    FailureKind.NOT_FOUND: ErrorShape(404, "invalid_request_error", None),
     FailureKind.REJECTED: ErrorShape(400, "invalid_request_error", "upstream_rejected"),
     FailureKind.TIMEOUT: _TIMEOUT,
     FailureKind.LAYER_DEADLINE: _TIMEOUT,
     FailureKind.PIPELINE_DEADLINE: _TIMEOUT,
+    FailureKind.CONTEXT_LENGTH_EXCEEDED: ErrorShape(400, "invalid_request_error", "context_length_exceeded"),
+    FailureKind.BUDGET_EXCEEDED: ErrorShape(400, "invalid_request_error", "budget_exceeded"),
 }
 
 # The `error_code` of a failed call in `moa.calls`: the client's code for its kind, or what the run did.
@@ -33,6 +36,8 @@ _CALL_CODES: dict[FailureKind, str] = {
     FailureKind.CANCELLED: "cancelled",
     FailureKind.CIRCUIT_OPEN: "circuit_open",
     FailureKind.LAYER_DEADLINE: "layer_deadline",
+    FailureKind.PIPELINE_DEADLINE: "pipeline_deadline",
+    FailureKind.CONTEXT_OVERFLOW: "context_overflow",
 }
 
 # The OpenAI SDK retries 408, 409, 429 and 5xx by default. Our 5xx come after our own retries, and a

@@ -7,26 +7,27 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from app.core.failures import Failure, FailureKind
 
 logger = logging.getLogger(__name__)
 
-# Sampling parameters forwarded upstream (to the aggregator always, to proposers unless their model pins
-# them). Anything else the client sends is accepted and ignored, with a debug log line.
-FORWARDED_PARAMS = (
+# What proposers get of the client's parameters (unless their model pins them): sampling only. The
+# final call (aggregator or direct model) gets every field the client sent; see `final_params`.
+PROPOSER_PARAMS = (
     "frequency_penalty",
     "max_completion_tokens",
     "max_tokens",
     "presence_penalty",
-    "response_format",
     "seed",
     "stop",
     "temperature",
     "top_p",
     "user",
 )
+# Ours, or set by the gateway itself for each upstream call.
+_NOT_FORWARDED = frozenset({"model", "messages", "stream", "stream_options", "moa"})
 
 
 class ChatMessage(BaseModel):
@@ -35,6 +36,29 @@ class ChatMessage(BaseModel):
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
     content: str | list[dict[str, Any]] | None = None
     name: str | None = None
+
+
+class FunctionSpec(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+
+
+class ToolSpec(BaseModel):
+    """A tool offered to the model: checked as OpenAI checks it, forwarded as sent."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(min_length=1)
+    function: FunctionSpec | None = None
+
+    @model_validator(mode="after")
+    def _function_tools_name_one(self) -> ToolSpec:
+        if self.type == "function" and self.function is None:
+            raise ValueError("a tool of type function needs its `function` (name, parameters)")
+        return self
 
 
 class StreamOptions(BaseModel):
@@ -55,6 +79,16 @@ class MoaOptions(BaseModel):
         default=None, description="Replace the pipeline's proposer layers: model aliases per layer"
     )
     aggregator: str | None = Field(default=None, description="Replace the pipeline's aggregator")
+    max_cost_usd: float | None = Field(
+        default=None,
+        gt=0,
+        description="Budget for this request, checked before any call (the pipeline's too)",
+    )
+    stream_events: bool = Field(
+        default=False,
+        description="With `stream: true`: also stream the run's layer and call events live, in "
+        "`moa_events` on chunks without choices",
+    )
 
 
 class ChatCompletionRequest(BaseModel):
@@ -65,7 +99,9 @@ class ChatCompletionRequest(BaseModel):
     frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
     max_completion_tokens: int | None = Field(default=None, ge=1)
     max_tokens: int | None = Field(default=None, ge=1)
-    n: int | None = Field(default=None, ge=1, le=1, description="Only 1 is supported")
+    n: int | None = Field(default=None, ge=1, le=128)
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
     presence_penalty: float | None = Field(default=None, ge=-2, le=2)
     response_format: dict[str, Any] | None = None
     seed: int | None = None
@@ -74,23 +110,70 @@ class ChatCompletionRequest(BaseModel):
     stream_options: StreamOptions | None = None
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)
-    tools: list[dict[str, Any]] | None = Field(default=None, max_length=0, description="Not supported yet")
+    tools: list[ToolSpec] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
     user: str | None = None
 
     # --- moa-gateway extension ---
     moa: MoaOptions = Field(default_factory=MoaOptions, description="moa-gateway per-request options")
 
-    def sampling_params(self) -> dict[str, Any]:
-        if self.model_extra:
-            logger.debug("ignored request fields: %s", ", ".join(sorted(self.model_extra)))
-        return {name: getattr(self, name) for name in FORWARDED_PARAMS if getattr(self, name) is not None}
+    def final_params(self) -> dict[str, Any]:
+        """Every field the client sent, as sent, for the acting model: all but the model, the messages,
+        what the gateway sets per call (`stream`, `stream_options`) and our `moa` block. Nulls are
+        left out, as if not sent."""
+        sent = self.model_dump(exclude_unset=True, exclude=set(_NOT_FORWARDED))
+        return {name: value for name, value in sent.items() if value is not None}
+
+    def proposer_params(self) -> dict[str, Any]:
+        """The sampling parameters the client sent, for proposers."""
+        return {name: getattr(self, name) for name in PROPOSER_PARAMS if getattr(self, name) is not None}
+
+    @property
+    def tools_offered(self) -> bool:
+        return bool(self.tools) and self.tool_choice != "none"
+
+    @property
+    def tools_forced(self) -> bool:
+        """`tool_choice` makes a tool call compulsory: "required", or one named function."""
+        return self.tools_offered and (self.tool_choice == "required" or isinstance(self.tool_choice, dict))
+
+    def json_schema(self) -> dict[str, Any] | None:
+        """The schema a `response_format` of type `json_schema` asks the answer to fit, if any."""
+        spec = self.response_format or {}
+        if spec.get("type") != "json_schema" or not isinstance(spec.get("json_schema"), dict):
+            return None
+        schema = spec["json_schema"].get("schema")
+        return schema if isinstance(schema, dict) else None
 
     def message_dicts(self) -> list[dict[str, Any]]:
-        return [m.model_dump(exclude_none=True) for m in self.messages]
+        """The messages as the client sent them (explicit nulls included: the acting model gets them verbatim)."""
+        return [m.model_dump(exclude_unset=True) for m in self.messages]
 
     @property
     def include_usage(self) -> bool:
         return self.stream_options is not None and self.stream_options.include_usage
+
+
+class EmbeddingsRequest(BaseModel):
+    """`POST /v1/embeddings`: forwarded as sent (other fields included) to the model's provider."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str = Field(min_length=1)
+    input: str | list[str] | list[int] | list[list[int]] = Field(description="Text(s) or token arrays")
+    encoding_format: Literal["float", "base64"] | None = None
+    dimensions: int | None = Field(default=None, ge=1)
+    user: str | None = None
+
+
+def parse_embeddings_request(raw: bytes) -> EmbeddingsRequest:
+    """An embeddings request from its body; raises Failure (400) naming what is wrong."""
+    data = _json_object(raw)
+    try:
+        return EmbeddingsRequest.model_validate(data)
+    except ValidationError as exc:
+        raise validation_failure(exc.errors()) from None
 
 
 def validation_failure(errors: Sequence[Any]) -> Failure:
@@ -106,6 +189,15 @@ def validation_failure(errors: Sequence[Any]) -> Failure:
 
 def parse_chat_request(raw: bytes) -> ChatCompletionRequest:
     """A chat completion request from its body; raises Failure (400) naming what is wrong."""
+    data = _json_object(raw)
+    try:
+        return ChatCompletionRequest.model_validate(data)
+    except ValidationError as exc:
+        raise validation_failure(exc.errors()) from None
+
+
+def _json_object(raw: bytes) -> dict[str, Any]:
+    """The body as a JSON object that can be encoded again for an upstream; else a Failure (400)."""
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -118,7 +210,7 @@ def parse_chat_request(raw: bytes) -> ChatCompletionRequest:
         raise Failure(
             FailureKind.INVALID_REQUEST, f"The request body cannot be forwarded upstream ({exc})"
         ) from None
-    try:
-        return ChatCompletionRequest.model_validate(data)
-    except ValidationError as exc:
-        raise validation_failure(exc.errors()) from None
+    return data
+
+
+json_object = _json_object  # the other wire requests (responses, completions) read their bodies the same way

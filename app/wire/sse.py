@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any, Final, TypeVar
 
 import orjson
@@ -31,21 +31,23 @@ class _End:
 
 
 async def with_keepalive(
-    source: AsyncIterator[T], interval_s: float
+    source: AsyncGenerator[T, None], interval_s: float
 ) -> AsyncGenerator[list[T] | KeepAlive, None]:
     """The items of `source` in batches: each batch holds every item that was ready, so a fast upstream
     costs one write per batch rather than per token, and a slow one still goes out item by item. Yields
     KEEPALIVE whenever nothing came for `interval_s`.
 
     The source runs in one task of its own, so its timeouts and task groups stay in one task; closing
-    this iterator (a client disconnect) cancels that task and with it every upstream call.
+    this iterator (a client disconnect) cancels that task, which closes the source and with it every
+    upstream call.
     """
     queue: asyncio.Queue[T | _End | BaseException] = asyncio.Queue(maxsize=256)
 
     async def pump() -> None:
         try:
-            async for item in source:
-                await queue.put(item)
+            async with contextlib.aclosing(source):  # closed in this task, however the pump ends
+                async for item in source:
+                    await queue.put(item)
         except Exception as exc:  # handed to the consumer, who raises it
             await queue.put(exc)
         else:

@@ -1,10 +1,12 @@
-"""Admission for chat completions: refuse while draining (503) or above the concurrency cap (429), cap
-the body (413), and cancel the request, with every upstream call in it, when the client disconnects."""
+"""Admission for the answering endpoints (chat completions, responses, completions): refuse while
+draining (503) or above the concurrency cap (429), cap the body (413), and cancel the request, with
+every upstream call in it, when the client disconnects."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Collection
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -16,23 +18,28 @@ logger = logging.getLogger(__name__)
 
 
 class ChatGuardMiddleware:
-    """For chat completions: refuse while draining (503), cap the body (413), read it, and only then take
+    """For the answering paths: refuse while draining (503), cap the body (413), read it, and only then take
     a concurrency slot or refuse above the cap (429): a client slow to send its body holds no slot (the
     server protocol bounds how long it may take, see app/server.py). Cancel the request, with every
     upstream call in it, as soon as the client disconnects, and record it as 499."""
 
     def __init__(
-        self, app: ASGIApp, lifecycle: Lifecycle, max_concurrent: int, max_body_bytes: int, path: str
+        self,
+        app: ASGIApp,
+        lifecycle: Lifecycle,
+        max_concurrent: int,
+        max_body_bytes: int,
+        paths: Collection[str],
     ) -> None:
         self.app = app
         self.lifecycle = lifecycle
         self.max_concurrent = max_concurrent
         self.max_body_bytes = max_body_bytes
-        self.path = path
+        self.paths = frozenset(paths)
         self.active = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != self.path:
+        if scope["type"] != "http" or scope["path"] not in self.paths:
             await self.app(scope, receive, send)
             return
         retry_soon = {"retry-after": "1"}

@@ -9,8 +9,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api.middleware.responses import send_error
 
-# Probes and metrics carry no secrets, and a prober or scraper holds no key.
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+# Probes and metrics carry no secrets, and a prober or scraper holds no key. The index and the
+# playground page are static: the page asks for the key and sends it with each API call it makes.
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/", "/playground"})
 
 
 class AuthMiddleware:

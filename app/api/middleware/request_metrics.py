@@ -1,9 +1,11 @@
-"""Counts, times and logs each chat completion request to its last byte, streams included."""
+"""Counts, times and logs each request to an answering endpoint (chat completions, responses,
+completions) to its last byte, streams included."""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Collection
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -19,13 +21,13 @@ class ChatMetricsMiddleware:
     """Records what the route and the guards left in the request's record (model, stream, result, and
     the status to record when it is not the one sent)."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, path: str) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, paths: Collection[str]) -> None:
         self.app = app
         self.metrics = metrics
-        self.path = path
+        self.paths = frozenset(paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != self.path:
+        if scope["type"] != "http" or scope["path"] not in self.paths:
             await self.app(scope, receive, send)
             return
         record = record_of(scope)
@@ -61,6 +63,9 @@ class ChatMetricsMiddleware:
             self.metrics.request_cost.labels(model).observe(result.cost_usd)
             for dropped in result.dropped:
                 self.metrics.proposers_dropped.labels(model, dropped).inc()
+            if result.early_exit is not None and result.early_exit["skipped"] is not None:
+                self.metrics.early_exits.labels(model, result.early_exit["skipped"]).inc()
+                self.metrics.calls_saved.labels(model).inc(result.calls_saved)
             usage = result.usage
             fields |= {
                 "upstream_calls": len(result.calls),

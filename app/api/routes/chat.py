@@ -16,8 +16,16 @@ from app.core.events import Event, FinalDelta, RunFailed, RunFinished
 from app.core.failures import Failure
 from app.service.chat import ChatRun
 from app.telemetry.metrics import Metrics
-from app.wire import sse
-from app.wire.chat import Completion, chunk_body, completion_body, cost_header, usage_chunk_body
+from app.wire import live, sse
+from app.wire.chat import (
+    Completion,
+    chunk_body,
+    coalesced,
+    completion_body,
+    cost_header,
+    delta_body,
+    usage_chunk_body,
+)
 from app.wire.errors import error_body, failure_body, failure_status
 from app.wire.requests import ChatCompletionRequest, parse_chat_request
 
@@ -50,13 +58,22 @@ async def chat_completions(request: Request) -> Response:
             media_type="application/json",
             headers={"x-moa-cost-usd": cost_header(result)},
         )
-    batches = sse.with_keepalive(service.events(run), runtime.settings.sse_keepalive_s)
+    events = service.events(run, proposer_deltas=run.stream_events)
+    batches = sse.with_keepalive(events, runtime.settings.sse_keepalive_s)
+    if run.stream_events:
+        batches = live.in_order(batches)
     # Commit to a 200 only once something the client sees happened: a fast failure keeps its status.
+    committing = live.COMMITTING if run.stream_events else ClientEvent
+    held: list[Event] = []  # inner events before the commit, for a client of live events
     first = await anext(batches)
-    while isinstance(first, list) and not any(isinstance(e, ClientEvent) for e in first):
+    while isinstance(first, list) and not any(isinstance(e, committing) for e in first):
+        if run.stream_events:
+            held += first
         first = await anext(batches)  # the run's inner events (layers, calls) are not this client's
+    if held:
+        first = held + first if isinstance(first, list) else held
     if isinstance(first, list):
-        seen = next(e for e in first if isinstance(e, ClientEvent))
+        seen = next((e for e in first if isinstance(e, ClientEvent)), None)
         if isinstance(seen, RunFailed):
             await batches.aclose()
             raise seen.failure
@@ -78,26 +95,31 @@ async def _sse_frames(
 ) -> AsyncIterator[bytes]:
     usage = run.include_usage
     first_token_seen = False
-    yield sse.event(chunk_body(completion, {"role": "assistant", "content": ""}, None, usage))
+    for index in range(run.choices):
+        yield sse.event(chunk_body(completion, {"role": "assistant", "content": ""}, None, usage, index))
     try:
         batch = first
         while True:
             if not isinstance(batch, list):
                 yield sse.KEEPALIVE_COMMENT
             else:
-                text = "".join(e.delta.text for e in batch if isinstance(e, FinalDelta))
-                if text:  # the deltas that arrived together go out as one chunk
+                if run.stream_events and (moa_events := live.event_bodies(batch)):
+                    yield sse.event(live.events_chunk_body(completion, moa_events, usage))
+                # the deltas that arrived together go out in as few chunks as keep their meaning
+                for delta in coalesced([e.delta for e in batch if isinstance(e, FinalDelta)]):
                     if not first_token_seen:
                         first_token_seen = True
                         elapsed = time.perf_counter() - record.started
                         metrics.response_ttft.labels(record.model).observe(elapsed)
-                    yield sse.event(chunk_body(completion, {"content": text}, None, usage))
+                    body = delta_body(delta)
+                    yield sse.event(chunk_body(completion, body, None, usage, delta.index, delta.logprobs))
                 for event in batch:
                     if isinstance(event, RunFailed):
                         raise event.failure
                     if isinstance(event, RunFinished):
                         record.result = event.result
-                        yield sse.event(chunk_body(completion, {}, event.result.finish_reason, usage))
+                        for index, choice in enumerate(event.result.answer.choices()):
+                            yield sse.event(chunk_body(completion, {}, choice.finish_reason, usage, index))
                         if usage:
                             yield sse.event(usage_chunk_body(completion, event.result, run.include_proposals))
             try:

@@ -3,29 +3,38 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import httpx
 
 from app.config import GatewayConfig, OpenAIProvider, SimulatedProvider
 from app.upstream.body import UpstreamLimits
+from app.upstream.pool import ConnectionPool
 from app.upstream.providers.openai_http import HttpTransport
 from app.upstream.providers.simulated import SimulatedTransport
 from app.upstream.transport import Transport
 
-ProviderFactory = Callable[[object, httpx.AsyncClient, list[str], UpstreamLimits | None], Transport]
+
+@dataclass(frozen=True)
+class Shared:
+    """What every provider's transport may use: the one client, its pool's accounting, the limits."""
+
+    client: httpx.AsyncClient
+    secrets: list[str]
+    limits: UpstreamLimits | None
+    pool: ConnectionPool | None
 
 
-def _openai(
-    provider: object, client: httpx.AsyncClient, secrets: list[str], limits: UpstreamLimits | None
-) -> Transport:
+ProviderFactory = Callable[[str, object, Shared], Transport]
+
+
+def _openai(name: str, provider: object, shared: Shared) -> Transport:
     assert isinstance(provider, OpenAIProvider)
-    return HttpTransport(client, provider, secrets, limits)
+    return HttpTransport(shared.client, provider, shared.secrets, shared.limits, pool=shared.pool, name=name)
 
 
-def _simulated(
-    provider: object, client: httpx.AsyncClient, secrets: list[str], limits: UpstreamLimits | None
-) -> Transport:
-    assert isinstance(provider, SimulatedProvider)
+def _simulated(name: str, provider: object, shared: Shared) -> Transport:
+    assert isinstance(provider, SimulatedProvider)  # in-process: no connections to count
     return SimulatedTransport(provider)
 
 
@@ -33,8 +42,11 @@ REGISTRY: dict[str, ProviderFactory] = {"openai": _openai, "simulated": _simulat
 
 
 def build_transports(
-    config: GatewayConfig, client: httpx.AsyncClient, limits: UpstreamLimits | None
+    config: GatewayConfig,
+    client: httpx.AsyncClient,
+    limits: UpstreamLimits | None,
+    pool: ConnectionPool | None = None,
 ) -> dict[str, Transport]:
     """One transport per configured provider, by name."""
-    secrets = config.secrets()
-    return {name: REGISTRY[p.type](p, client, secrets, limits) for name, p in config.providers.items()}
+    shared = Shared(client, config.secrets(), limits, pool)
+    return {name: REGISTRY[p.type](name, p, shared) for name, p in config.providers.items()}

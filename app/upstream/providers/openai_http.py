@@ -15,9 +15,10 @@ import orjson
 
 from app.config import OpenAIProvider
 from app.core.failures import Failure, FailureKind
-from app.request_context import request_id_var
+from app.request_context import request_id_var, upstream_trace_var
 from app.upstream.body import AnswerTooLargeError, UpstreamLimits, read_body, read_prefix, sse_events
 from app.upstream.failures import rejected_error, timeout_error, upstream_error
+from app.upstream.pool import ConnectionPool
 from app.upstream.retry import parse_retry_after
 from app.upstream.secrets import redact
 from app.upstream.transport import (
@@ -40,55 +41,88 @@ class HttpTransport:
         provider: OpenAIProvider,
         secrets: list[str],
         limits: UpstreamLimits | None = None,
+        *,
+        pool: ConnectionPool | None = None,
+        name: str = "",
     ) -> None:
-        self._client = client
+        self._pool = pool  # counts this provider's connections against its cap and the pool's total
+        self._name = name
         # Credentials in the base URL become a Basic header: never sent in the URL, and aiohttp refuses
         # a URL with credentials beside an Authorization header, which httpx adds for them.
-        url = httpx.URL(provider.base_url.rstrip("/") + "/chat/completions")
-        self._url = str(url.copy_with(username=None, password=None))
-        self._headers = {**_JSON, **provider.headers}
+        url = httpx.URL(provider.base_url.rstrip("/"))
+        base = str(url.copy_with(username=None, password=None))
+        self._url = httpx.URL(base + "/chat/completions")
+        self._embeddings_url = httpx.URL(base + "/embeddings")
+        headers = {**_JSON, **provider.headers}
         if url.username or url.password:
             userinfo = f"{url.username}:{url.password}".encode()
-            self._headers["authorization"] = f"Basic {base64.b64encode(userinfo).decode()}"
+            headers["authorization"] = f"Basic {base64.b64encode(userinfo).decode()}"
         if provider.api_key is not None:
-            self._headers["authorization"] = f"Bearer {provider.api_key.get_secret_value()}"
+            headers["authorization"] = f"Bearer {provider.api_key.get_secret_value()}"
+        # Each call builds its request from these and hands it to the client's transport (its pool): the
+        # client's build_request() and send() merge URLs, headers and cookies and run auth, redirect and
+        # cookie handling this gateway does not use, which cost ~17% of its CPU with 500 MoA requests in
+        # flight (py-spy; README, Benchmarks). The client's own headers come first, as send() would do.
+        merged = {name.lower(): value for name, value in client.headers.items()}
+        merged.update((name.lower(), value) for name, value in headers.items())
+        self._headers = [(name.encode(), value.encode()) for name, value in merged.items()]
+        self._transport = client._transport_for_url(self._url)  # a proxy's, if the environment sets one
         self._total_s = provider.timeout_s
         self._first_chunk_s = provider.first_token_timeout_s or provider.timeout_s
         self._idle_s = provider.idle_timeout_s
         # httpx's read timeout bounds each socket read; our asyncio deadlines bound the call as a whole.
         read_s = max(provider.timeout_s, self._first_chunk_s, self._idle_s)
-        self._timeout = httpx.Timeout(read_s, connect=provider.connect_timeout_s)
+        self._extensions = {"timeout": httpx.Timeout(read_s, connect=provider.connect_timeout_s).as_dict()}
         self._secrets = secrets
         self._limits = limits or UpstreamLimits()
 
     async def complete(self, alias: str, content: bytes) -> dict[str, Any]:
+        payload = await self._post(alias, self._url, content)
+        if not payload.get("choices"):
+            raise upstream_error(f"model {alias}: the response has no choices", model=alias)
+        return payload
+
+    async def embed(self, alias: str, content: bytes) -> dict[str, Any]:
+        payload = await self._post(alias, self._embeddings_url, content)
+        if not isinstance(payload.get("data"), list):
+            raise upstream_error(f"model {alias}: the response has no embeddings list", model=alias)
+        return payload
+
+    async def _post(self, alias: str, url: httpx.URL, content: bytes) -> dict[str, Any]:
+        """A JSON request and its JSON answer, within `timeout_s`, the body read within its limit."""
         in_head = True
         try:
-            async with asyncio.timeout(self._total_s):
-                response = await self._client.send(self._request(content), stream=True)
-                in_head = False
+            async with asyncio.timeout(self._total_s):  # waiting for a connection counts too
+                await self._acquire()
                 try:
-                    if response.status_code >= 400:
-                        raise await self._status_error(alias, response)
-                    body = await read_body(response, self._limits.max_body_bytes)
+                    response = await self._send(content, url)
+                    in_head = False
+                    try:
+                        if response.status_code >= 400:
+                            raise await self._status_error(alias, response)
+                        body = await read_body(response, self._limits.max_body_bytes)
+                    finally:
+                        await response.aclose()
                 finally:
-                    await response.aclose()
+                    self._release()
         except Exception as exc:
             error = self._translate(alias, exc, f"no answer within {self._total_s:g}s", in_head=in_head)
             if error is exc:
                 raise
             raise error from None
-        payload = decode_json(alias, body)
-        if not payload.get("choices"):
-            raise upstream_error(f"model {alias}: the response has no choices", model=alias)
-        return payload
+        return decode_json(alias, body)
 
     async def stream(self, alias: str, content: bytes) -> AsyncGenerator[dict[str, Any], None]:
         deadline = CallDeadline.start(self._total_s)  # timeout_s bounds the whole call, streamed too
         wait_s, late = deadline.wait(self._first_chunk_s, f"no answer within {self._first_chunk_s:g}s")
         try:
             async with asyncio.timeout(wait_s):
-                response = await self._client.send(self._request(content), stream=True)
+                await self._acquire()
+                try:
+                    response = await self._send(content, self._url)
+                except BaseException:
+                    self._release()
+                    raise
         except Exception as exc:
             error = self._translate(alias, exc, late, in_head=True)
             if error is exc:
@@ -125,14 +159,29 @@ class HttpTransport:
                 raise
             raise error from None
         finally:
-            await response.aclose()
+            try:
+                await response.aclose()
+            finally:
+                self._release()
 
-    def _request(self, content: bytes) -> httpx.Request:
+    async def _acquire(self) -> None:
+        if self._pool is not None:
+            await self._pool.acquire(self._name)
+
+    def _release(self) -> None:
+        if self._pool is not None:
+            self._pool.release(self._name)
+
+    async def _send(self, content: bytes, url: httpx.URL) -> httpx.Response:
+        """POST `content`; the response's body is not read yet (close it)."""
         # The provider's headers plus this request's id, so upstream logs can be joined with ours.
-        headers = {**self._headers, "x-request-id": request_id_var.get()}
-        return self._client.build_request(
-            "POST", self._url, content=content, headers=headers, timeout=self._timeout
-        )
+        headers = [*self._headers, (b"x-request-id", request_id_var.get().encode())]
+        if (trace := upstream_trace_var.get()) is not None:  # the call's span continues upstream
+            headers += [(name.encode(), value.encode()) for name, value in trace.items()]
+        request = httpx.Request("POST", url, headers=headers, content=content, extensions=self._extensions)
+        response = await self._transport.handle_async_request(request)
+        response.request = request
+        return response
 
     def _translate(self, alias: str, exc: Exception, late: str, *, in_head: bool) -> Exception:
         """The Failure for a failure while calling the provider (`late`: what a timeout means

@@ -39,6 +39,17 @@ class SimulatedTransport:
             raise upstream_error(f"model {alias}: the response has no choices", model=alias)
         return payload
 
+    async def embed(self, alias: str, content: bytes) -> dict[str, Any]:
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                return await core.embed(orjson.loads(content), self._defaults, self._faults)
+        except TimeoutError:
+            raise timeout_error(
+                f"model {alias}: no answer within {self._timeout_s:g}s", model=alias
+            ) from None
+        except Exception as exc:
+            raise _as_upstream_error(alias, exc) from None
+
     async def stream(self, alias: str, content: bytes) -> AsyncGenerator[dict[str, Any], None]:
         deadline = CallDeadline.start(self._timeout_s)
         chunks = core.stream(orjson.loads(content), self._defaults, self._faults)

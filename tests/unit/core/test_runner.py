@@ -26,7 +26,7 @@ from app.core.plan import Plan, TopologyOverride, make_plan
 from app.core.ports import RetryBudget, RunContext
 from app.core.prompts import DEFAULT_AGGREGATOR_PROMPT
 from app.core.runner import Runner, RunOptions, collect
-from app.core.types import Answer, CallSpec, Delta, MoaResult, Usage
+from app.core.types import Answer, CallSpec, Delta, MoaResult, RunInput, Usage
 from tests.support.configs import simulated_config
 
 QUESTION = [{"role": "user", "content": "Name a prime."}]
@@ -90,7 +90,9 @@ async def events_of(
     backend: FakeBackend, plan: Plan, params: dict[str, Any] | None = None, **options: bool
 ) -> list[Event]:
     run, _ = runner(backend)
-    stream = run.events(plan, QUESTION, params or {}, RunContext(RetryBudget(0)), RunOptions(**options))
+    stream = run.events(
+        plan, RunInput.plain(QUESTION, params), RunContext(RetryBudget(0)), RunOptions(**options)
+    )
     return [event async for event in stream]
 
 
@@ -99,13 +101,13 @@ async def run_moa(
 ) -> MoaResult:
     run, catalogue = runner(backend, **config)
     return await collect(
-        run.events(make_plan(catalogue, model), QUESTION, params or {}, RunContext(RetryBudget(0)))
+        run.events(make_plan(catalogue, model), RunInput.plain(QUESTION, params), RunContext(RetryBudget(0)))
     )
 
 
 async def run_plan(backend: FakeBackend, plan: Plan) -> MoaResult:
     run, _ = runner(backend)
-    return await collect(run.events(plan, QUESTION, {}, RunContext(RetryBudget(0))))
+    return await collect(run.events(plan, RunInput.plain(QUESTION), RunContext(RetryBudget(0))))
 
 
 def plan_of(model: str, **config: Any) -> Plan:

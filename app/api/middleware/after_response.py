@@ -1,0 +1,47 @@
+"""Chat completions: background work a request asked for (its shadow evaluation) starts only once the
+response's last byte has been sent, and only if the request succeeded; and the count of chat requests
+in flight, by which such work is shed first when the gateway is busy."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.api.record import record_of
+from app.core.types import MoaResult
+from app.eval.shadow import after_response
+from app.runtime import Lifecycle
+
+
+class AfterResponseMiddleware:
+    def __init__(self, app: ASGIApp, lifecycle: Lifecycle, paths: Collection[str]) -> None:
+        self.app = app
+        self.lifecycle = lifecycle
+        self.paths = frozenset(paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] not in self.paths:
+            await self.app(scope, receive, send)
+            return
+        deferred: list[Callable[[MoaResult], None]] = []
+        status = 500
+
+        async def send_recording_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        token = after_response.set(deferred)
+        self.lifecycle.chat_in_flight += 1
+        try:
+            await self.app(scope, receive, send_recording_status)
+        finally:
+            self.lifecycle.chat_in_flight -= 1
+            after_response.reset(token)
+        record = record_of(scope)
+        # Not for a failure, nor a stream that failed after its 200 (`record.status`): nothing to compare.
+        if deferred and record.result is not None and (record.status or status) == 200:
+            for start in deferred:
+                start(record.result)

@@ -1,0 +1,45 @@
+"""Do a layer's answers agree? Early exit (SMoA's "end debate", EMS's unbeatable majority) stops a run
+when they do: more layers, or an aggregator, would only restate the agreed answer."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Literal
+
+Match = Literal["normalized", "similarity"]
+_PUNCTUATION_OR_SPACE = re.compile(r"[\W_]+", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class Agreement:
+    share: float  # of the answers, the part that matches the most common one
+    representative: int  # index of an answer of that majority (the first one)
+
+
+def agreement(texts: list[str], match: Match = "normalized", similarity: float = 0.9) -> Agreement:
+    """How far `texts` agree: `normalized` counts answers equal after case, whitespace and punctuation
+    folding; `similarity` counts, for each answer, those whose token sets overlap it by at least
+    `similarity` (Jaccard), and takes the best."""
+    if not texts:
+        return Agreement(0.0, 0)
+    if match == "normalized":
+        keys = [normalized(text) for text in texts]
+        counts = [keys.count(key) for key in keys]
+    else:
+        tokens = [set(normalized(text).split()) for text in texts]
+        counts = [sum(1 for other in tokens if jaccard(mine, other) >= similarity) for mine in tokens]
+    best = max(range(len(texts)), key=lambda i: (counts[i], -i))
+    return Agreement(counts[best] / len(texts), best)
+
+
+def normalized(text: str) -> str:
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    return " ".join(_PUNCTUATION_OR_SPACE.sub(" ", folded).split())
+
+
+def jaccard(a: set[str], b: set[str]) -> float:
+    if not a and not b:
+        return 1.0
+    return len(a & b) / len(a | b)
