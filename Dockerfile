@@ -56,15 +56,18 @@ USER 10001:10001
 # Listen on every interface inside the container; publish the port on the host as you need.
 # Secure by default: on 0.0.0.0 the gateway starts only with client keys (MOA_API_KEYS). For the demo,
 # or behind an API gateway that authenticates callers, pass -e MOA_ALLOW_UNAUTHENTICATED=true.
+# One worker process per CPU the container may use (its CPU limit, rounded up): one Python process uses
+# one core. Their metrics are shared through files in /dev/shm (README, Scaling and what is per replica).
 ENV MOA_HOST=0.0.0.0 \
     MOA_PORT=8000 \
-    MOA_CONFIG=/app/config/moa.yaml
+    MOA_CONFIG=/app/config/moa.yaml \
+    MOA_WORKERS=auto
 EXPOSE 8000
 
 # Python's urllib, so the image needs no curl. Any non-2xx or connection error exits non-zero.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('MOA_PORT', '8000'), timeout=2)"]
 
-# Exec form: moa-gateway is PID 1 and uvicorn receives SIGTERM itself, for a graceful shutdown.
+# Exec form: moa-gateway is PID 1 and receives SIGTERM itself; it drains every worker gracefully.
 ENTRYPOINT ["moa-gateway"]
 CMD ["serve"]

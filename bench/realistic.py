@@ -5,7 +5,10 @@ the best a gateway can do at concurrency c is c / 1.5 req/s, each request taking
     .venv/bin/python -m bench.realistic [--concurrency 500 1000] [--workers 1 2] [--duration 20]
                                         [--soak 600] [--env NAME=VALUE ...]
 
-For each worker count and concurrency: req/s against that ideal, p50 and p99 against the critical path,
+For each worker count and concurrency: req/s against that ideal (steady state: the gateway's own count of
+completions between samples taken past the first 3 s and before the last 1.5 s, as wrk's whole-run rate
+includes the first 1.5 s, when nothing can complete yet), p50 and p99 (wrk, whole run) against the
+critical path,
 the gateway's CPU per request (utime + stime from /proc over the run, summed over every worker, divided
 by the requests it finished meanwhile) and its RSS per 1000 requests in flight (RSS during the run minus
 RSS at start, summed over the workers). Admission is set to the concurrency, per worker, so no request is
@@ -56,6 +59,7 @@ class Run:
     workers: int
     concurrency: int
     wrk: WrkResult
+    steady_rps: float  # completions per second between the first and last sample, by the gateway's counter
     served: int  # chat completions the gateway finished during the run, by its own counter
     cpu_s: float  # gateway CPU over the run, all processes
     rss_start_mib: float
@@ -148,11 +152,15 @@ def total_rss_mib(pids: list[int]) -> float:
     return sum(rss_mib(pid) for pid in pids)
 
 
-def in_flight(url: str) -> float:
+def in_flight_and_served(url: str) -> tuple[float, int]:
+    """`moa_requests_in_flight` and the sum of `moa_requests_total`, from one scrape."""
+    flying, served = 0.0, 0.0
     for line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines():
         if line.startswith("moa_requests_in_flight "):
-            return float(line.split()[1])
-    return 0.0
+            flying = float(line.split()[1])
+        elif line.startswith("moa_requests_total{"):
+            served += float(line.rsplit(" ", 1)[1])
+    return flying, round(served)
 
 
 def measure(wrk: str, url: str, pid: int, workers: int, concurrency: int, duration_s: float) -> Run:
@@ -162,15 +170,15 @@ def measure(wrk: str, url: str, pid: int, workers: int, concurrency: int, durati
     progress(f"workers={workers} c={concurrency}: warm-up 5 s")
     run_wrk(wrk, url + CHAT, BODY, concurrency, 5, timeout_s=10)
     time.sleep(CRITICAL_S + 0.5)  # what wrk left in flight finishes
-    samples: list[tuple[float, float]] = []
+    samples: list[tuple[float, float, float, int]] = []  # (time, RSS, in flight, served)
     done = threading.Event()
 
     def sample() -> None:
         # Past the ramp-up, and not into wrk's last request times, when it stops sending
         ends_at = time.monotonic() + duration_s - CRITICAL_S
         done.wait(CRITICAL_S * 2)
-        while not done.wait(1.0) and time.monotonic() < ends_at:
-            samples.append((total_rss_mib(pids), in_flight(url)))
+        while not done.wait(2.0) and time.monotonic() < ends_at:
+            samples.append((time.monotonic(), total_rss_mib(pids), *in_flight_and_served(url)))
 
     sampler = threading.Thread(target=sample, daemon=True)
     served_before, cpu_before = served_requests(url), cpu_seconds(pids)
@@ -181,20 +189,26 @@ def measure(wrk: str, url: str, pid: int, workers: int, concurrency: int, durati
     done.set()
     sampler.join()
     time.sleep(CRITICAL_S + 0.5)
+    if not samples:  # a run too short to sample: wrk's figures and RSS now
+        samples = [(time.monotonic(), total_rss_mib(pids), float(concurrency), served_after)]
+    first, last = samples[0], samples[-1]
     return Run(
         workers,
         concurrency,
         result,
+        (last[3] - first[3]) / (last[0] - first[0]) if last[0] > first[0] else result.rps,
         served_after - served_before,
         cpu_after - cpu_before,
         rss_start,
-        statistics.median(s[0] for s in samples) if samples else 0.0,
-        statistics.median(s[1] for s in samples) if samples else 0.0,
+        statistics.median(s[1] for s in samples),
+        statistics.median(s[2] for s in samples),
     )
 
 
-def soak(wrk: str, url: str, pid: int, concurrency: int, duration_s: float) -> list[tuple[int, float]]:
-    """RSS (MiB, all workers) at every minute of one long run at `concurrency`."""
+def soak(
+    wrk: str, url: str, pid: int, concurrency: int, duration_s: float
+) -> tuple[list[tuple[int, float]], WrkResult]:
+    """RSS (MiB, all workers) at every minute of one long run at `concurrency`, and the run."""
     pids = process_tree(pid)
     marks = [(0, total_rss_mib(pids))]
     done = threading.Event()
@@ -207,10 +221,10 @@ def soak(wrk: str, url: str, pid: int, concurrency: int, duration_s: float) -> l
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    run_wrk(wrk, url + CHAT, BODY, concurrency, duration_s, timeout_s=10)
+    result = run_wrk(wrk, url + CHAT, BODY, concurrency, duration_s, timeout_s=10)
     done.set()
     sampler.join()
-    return marks
+    return marks, result
 
 
 def report(runs: list[Run]) -> list[str]:
@@ -219,15 +233,15 @@ def report(runs: list[Run]) -> list[str]:
         f"{AGGREGATOR_S:g} s (critical path {CRITICAL_S:g} s); stub upstream and wrk in their own processes; "
         "admission set to the concurrency per worker.",
         "",
-        "| workers | conc. | req/s (ideal) | of ideal | p50 s (x path) | p99 s (x path) | errors "
-        "| CPU ms / req | in flight | RSS MiB start / run | RSS MiB per 1000 in flight |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| workers | conc. | req/s steady (ideal) | of ideal | wrk req/s | p50 s (x path) | p99 s (x path) "
+        "| errors | CPU ms / req | in flight | RSS MiB start / run | RSS MiB per 1000 in flight |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in runs:
         p50, p99 = r.wrk.p50_ms / 1000, r.wrk.p99_ms / 1000
         lines.append(
-            f"| {r.workers} | {r.concurrency} | {r.wrk.rps:.0f} ({r.ideal_rps:.0f}) "
-            f"| {r.wrk.rps / r.ideal_rps:.1%} | {p50:.2f} ({p50 / CRITICAL_S:.3f}) "
+            f"| {r.workers} | {r.concurrency} | {r.steady_rps:.0f} ({r.ideal_rps:.0f}) "
+            f"| {r.steady_rps / r.ideal_rps:.1%} | {r.wrk.rps:.0f} | {p50:.2f} ({p50 / CRITICAL_S:.3f}) "
             f"| {p99:.2f} ({p99 / CRITICAL_S:.3f}) | {r.wrk.errors} | {r.cpu_ms_per_request:.2f} "
             f"| {r.in_flight:.0f} | {r.rss_start_mib:.0f} / {r.rss_run_mib:.0f} | {r.rss_per_1000_mib:.0f} |"
         )
@@ -250,7 +264,7 @@ def run_scenarios(
                     runs.append(measure(wrk, url, pid, count, c, duration_s))
                     run = runs[-1]
                     progress(
-                        f"workers={count} c={c}: {run.wrk.rps:.0f} req/s of {run.ideal_rps:.0f}, "
+                        f"workers={count} c={c}: {run.steady_rps:.0f} req/s of {run.ideal_rps:.0f}, "
                         f"p50 {run.wrk.p50_ms:.0f} ms, p99 {run.wrk.p99_ms:.0f} ms, "
                         f"{run.cpu_ms_per_request:.2f} CPU ms/req, {run.wrk.errors} errors"
                     )
@@ -263,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--concurrency", type=int, nargs="+", default=[500, 1000])
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--duration", type=float, default=20.0, help="seconds per measured run")
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds per measured run")
     parser.add_argument("--soak", type=float, default=0.0, help="seconds of one long run (RSS per minute)")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="gateway env")
     args = parser.parse_args(argv)
@@ -274,17 +288,23 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="moa-bench-realistic-") as tmp:
         runs = run_scenarios(wrk, Path(tmp), args.concurrency, args.workers, args.duration, env)
         marks: list[tuple[int, float]] = []
+        long_run: WrkResult | None = None
         if args.soak:
             with (
                 slow_upstream(Path(tmp)) as up_url,
                 gateway(up_url, args.workers[0], args.concurrency[0], Path(tmp), env) as (url, pid),
             ):
                 progress(f"soak: {args.soak:g} s at c={args.concurrency[0]}")
-                marks = soak(wrk, url, pid, args.concurrency[0], args.soak)
+                marks, long_run = soak(wrk, url, pid, args.concurrency[0], args.soak)
     lines = [*(f"- {line}" for line in machine_description(wrk)), "", *report(runs)]
-    if marks:
+    if marks and long_run is not None:
         steps = ", ".join(f"{mib:.0f} MiB at {minute} min" for minute, mib in marks)
-        lines += ["", f"RSS over a {args.soak:g} s run at c={args.concurrency[0]}: {steps}"]
+        lines += [
+            "",
+            f"RSS over a {args.soak:g} s run at c={args.concurrency[0]}, {args.workers[0]} worker(s): {steps}; "
+            f"{long_run.rps:.0f} req/s, p50 {long_run.p50_ms / 1000:.2f} s, p99 {long_run.p99_ms / 1000:.2f} s, "
+            f"{long_run.errors} errors",
+        ]
     command = " ".join([".venv/bin/python -m bench.realistic", *(sys.argv[1:] if argv is None else argv)])
     lines.append(f"\n(1-min load average before: {load}; {time.monotonic() - started:.0f} s; `{command}`)")
     print("\n".join(lines))

@@ -1,13 +1,16 @@
 """The benchmark suite: an upstream and the gateway as separate processes on loopback, driven by wrk.
 
-    .venv/bin/python -m bench.run [--duration 10] [--quick] [--skip-rss] [--upstream stub|sim]
+    .venv/bin/python -m bench.run [--duration 10] [--quick] [--skip-rss] [--skip-realistic]
+                                  [--upstream stub|sim] [--only realistic]
 
 Prints one markdown table, and writes it to bench/results/latest.md: req/s and p50/p90/p99 at concurrency
 1, 16 and 64 for (a) direct to the upstream, (b) single-model passthrough through the gateway, (c) a
 1-layer 3-proposer + aggregator pipeline, (d) the same streamed; then the passthrough overhead (b - a),
 the critical-path efficiency (100/200/300 ms proposers, 200 ms aggregator, on the simulator), streams'
 time to first byte and first token against the aggregator's own, and the gateway's RSS along 100k MoA
-requests. The throughput upstream is bench/stub_upstream.py unless `--upstream sim`.
+requests. The throughput upstream is bench/stub_upstream.py unless `--upstream sim`. Then the realistic-
+latency scenarios of bench/realistic.py (1 s proposers, 0.5 s aggregator, c=500 and 1000, 1 and 2
+workers); `--only realistic` runs those alone.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import Any
 import httpx
 import yaml
 
+from bench import realistic
 from bench.early_exit import cost_config, cost_table
 from bench.harness import (
     BENCH,
@@ -73,6 +77,8 @@ class Options:
     critical_requests: int
     rss_marks: tuple[int, ...]
     out: Path | None
+    realistic_s: float = 30.0  # seconds per realistic-latency run; 0: skipped
+    only: str | None = None
 
 
 @dataclass(frozen=True)
@@ -269,6 +275,8 @@ def parse_options(argv: list[str] | None) -> Options:
     )
     parser.add_argument("--out", type=Path, default=BENCH / "results" / "latest.md", help="report file")
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument("--skip-realistic", action="store_true", help="skip the realistic-latency runs")
+    parser.add_argument("--only", choices=["realistic"], help="run only these scenarios (bench/realistic.py)")
     args = parser.parse_args(argv)
     quick = args.quick
     marks: tuple[int, ...] = (1_000, 3_000) if quick else (10_000, 50_000, 100_000)
@@ -281,6 +289,8 @@ def parse_options(argv: list[str] | None) -> Options:
         critical_requests=8 if quick else 30,
         rss_marks=() if args.skip_rss else marks,
         out=None if args.no_write else args.out,
+        realistic_s=0.0 if args.skip_realistic else 8.0 if quick else 30.0,
+        only=args.only,
     )
 
 
@@ -291,6 +301,8 @@ def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     opts = parse_options(argv)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    if opts.only == "realistic":
+        return realistic.main(["--duration", f"{opts.realistic_s or 30:g}"])
     wrk = ensure_wrk()
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="moa-bench-") as tmp:
@@ -333,7 +345,12 @@ def main(argv: list[str] | None = None) -> int:
                 costs = cost_table(cost_url, 40)
             rate = table["(c) MoA 3 proposers + aggregator", 64].rps
             rss = rss_growth(wrk, up_url, log_dir, opts, rate) if opts.rss_marks else []
+        slow = []
+        if opts.realistic_s:
+            slow = realistic.run_scenarios(wrk, log_dir, [500, 1000], [1, 2], opts.realistic_s, {})
     lines = [*report(machine_description(wrk), opts, table, critical, streams, rss), "", *costs]
+    if slow:
+        lines += ["", *realistic.report(slow)]
     command = " ".join([".venv/bin/python -m bench.run", *(sys.argv[1:] if argv is None else argv)])
     lines.append(f"\n(whole run: {time.monotonic() - started:.0f} s; `{command}`)")
     print("\n".join(lines))

@@ -55,7 +55,11 @@ def serve_workers(overrides: dict[str, Any], settings: Settings, workers: int) -
     """Serve with `workers` processes until a signal; the exit status is a single process's."""
     metrics_dir, owned = _metrics_dir()
     try:
-        sock = _listen(settings.host, settings.port)
+        try:
+            sock = _listen(settings.host, settings.port)
+        except OSError as exc:
+            logger.error("cannot listen on %s:%d: %s", settings.host, settings.port, exc)
+            return 1
         try:
             stopped_by = _Supervisor(overrides, sock, workers, settings.shutdown_grace_s).run()
         finally:
@@ -73,7 +77,8 @@ def serve_workers(overrides: dict[str, Any], settings: Settings, workers: int) -
 
 def _metrics_dir() -> tuple[Path, bool]:
     """PROMETHEUS_MULTIPROC_DIR if set, emptied of a previous run's files (they would add to this run's
-    counters); else a new temporary directory, removed at exit. Workers inherit it in the environment."""
+    counters); else a new directory in /dev/shm or the temporary one, removed at exit. Workers inherit it
+    in the environment."""
     given = os.environ.get(MULTIPROC_ENV)
     if given:
         path = Path(given)
@@ -81,7 +86,15 @@ def _metrics_dir() -> tuple[Path, bool]:
         for stale in path.glob("*.db"):
             stale.unlink()
         return path, False
-    path = Path(tempfile.mkdtemp(prefix="moa-gateway-metrics-"))
+    # Memory-backed where there is one (/dev/shm is writable under a read-only root filesystem too).
+    shm = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+    try:
+        path = Path(tempfile.mkdtemp(prefix="moa-gateway-metrics-", dir=shm))
+    except OSError as exc:
+        raise SystemExit(
+            f"moa-gateway: several workers need a writable directory for their metrics ({exc}): set "
+            f"{MULTIPROC_ENV}"
+        ) from None
     os.environ[MULTIPROC_ENV] = str(path)
     return path, True
 

@@ -33,7 +33,6 @@ class PoolSize:
 
     total: int
     per_provider: dict[str, int] = field(default_factory=dict)
-    needed: int = 0  # what admission can use at once: the derived default of `total`
 
 
 def widest_fan_out(config: GatewayConfig, max_proposers: int) -> int:
@@ -68,7 +67,7 @@ def pool_size(
             fan_out,
             max(1, total // fan_out - shadows),
         )
-    return PoolSize(total or needed, caps, needed)
+    return PoolSize(total or needed, caps)
 
 
 class ConnectionPool:
