@@ -58,14 +58,19 @@ class Runner:
         walker = ChainWalker(self._backend, self._catalogue, context, started)
         deadline = None if plan.deadline_s is None else asyncio.get_running_loop().time() + plan.deadline_s
         policy = plan.policy
-        try:  # checked before any call: the conversation fits the acting model, the plan fits the budget
-            check_conversation(self._catalogue.models[plan.final_chain[0]], run.messages, run.params)
+        # The models that may act: the aggregator, and the one escalated to when proposers disagree.
+        escalate_to = policy.early_exit.escalate_to if policy.early_exit else None
+        acting = [self._catalogue.models[a] for a in (plan.final_chain[0], escalate_to) if a is not None]
+        try:  # checked before any call: the conversation fits the acting models, the plan fits the budget
+            for entry in acting:
+                check_conversation(entry, run.messages, run.params)
             # A forced tool call with `tools_mode: bypass`: the aggregator alone answers.
             layers = [] if run.tools_forced and plan.tools_mode == "bypass" else plan.layers
+            dearest = max(acting, key=lambda e: e.input_usd_per_mtok + e.output_usd_per_mtok)
             fit = fit_budget(
                 self._catalogue,
                 layers,
-                plan.final_chain[0],
+                dearest.alias,
                 run.messages,
                 run.proposer_params,
                 run.params,
@@ -117,7 +122,9 @@ class Runner:
                 if len(proposals) < layer.min_proposers:
                     raise quorum_failure(number, layer, slots)
                 if policy.early_exit is not None:
-                    early = _early_exit(policy.early_exit, proposals, number, layers)
+                    early = _early_exit(
+                        policy.early_exit, proposals, number, layers, _proposal_may_answer(run)
+                    )
                     if early is not None:
                         break
             if early is None and policy.early_exit is not None and policy.early_exit.escalate_to and layers:
@@ -177,7 +184,7 @@ class Runner:
         advisory = replace(step, final=False, stream=False)  # rounds that prepare the final call
         acting = [self._catalogue.models[chain[0]]]
         policy = plan.policy
-        if policy.aggregation == "select" and len(proposals) > 1:
+        if policy.aggregation == "select" and len(proposals) > 1 and _proposal_may_answer(run):
             pick = Slot(chain[0])
             messages = self._fitted(
                 acting, run.proposer_messages, proposals, SELECT_PROMPT, run.proposer_params
@@ -355,17 +362,33 @@ def _lowest(*limits: float | None) -> float | None:
     return min(given) if given else None
 
 
+def _proposal_may_answer(run: RunInput) -> bool:
+    """Can a proposal be the answer as it is? Not when the client offered tools or asked for a schema or
+    several choices: proposers were never given those, so only the aggregator can honour them."""
+    params = run.params
+    asked = params.get("tools") or params.get("response_format") or (params.get("n") or 1) > 1
+    return not asked and run.check_answer is None
+
+
 def _early_exit(
-    early_exit: EarlyExit, proposals: list[tuple[str, Answer]], number: int, layers: list[LayerPlan]
+    early_exit: EarlyExit,
+    proposals: list[tuple[str, Answer]],
+    number: int,
+    layers: list[LayerPlan],
+    may_answer: bool,
 ) -> dict[str, Any] | None:
     """The early exit a layer's agreeing proposals call for, if they agree enough: without
-    `escalate_to`, the agreed proposal is the answer; with it, only the remaining layers are skipped."""
+    `escalate_to` (and when a proposal may be the answer), the agreed proposal is the answer; else only
+    the remaining layers are skipped and the pipeline's own aggregator answers."""
     if len(proposals) < 2:
         return None
     found = agreement([final_answer(a.text) for _, a in proposals], early_exit.match, early_exit.similarity)
     if found.share + 1e-9 < early_exit.agreement:
         return None
-    skipped = "aggregator" if early_exit.escalate_to is None else ("layers" if number < len(layers) else None)
+    if early_exit.escalate_to is None and may_answer:
+        skipped: str | None = "aggregator"
+    else:
+        skipped = "layers" if number < len(layers) else None
     return {
         "layer": number,
         "agreement": round(found.share, 3),

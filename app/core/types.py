@@ -54,7 +54,7 @@ class Delta:
 
 @dataclass(frozen=True)
 class Choice:
-    """One of an answer's choices beyond the first (`n` > 1)."""
+    """One choice of an answer (several when the client asked for `n` > 1)."""
 
     text: str
     finish_reason: str

@@ -16,13 +16,13 @@ _PARAM = "response_format.json_schema.schema"
 def schema_checker(schema: dict[str, Any]) -> Callable[[str], str | None]:
     """A check of answer texts against `schema`: None when one fits, else what is wrong, in words an
     aggregator can act on. A schema that is not one is the request's fault (400)."""
-    cls = validators.validator_for(schema)
     try:
+        cls = validators.validator_for(schema)
         cls.check_schema(schema)
     except exceptions.SchemaError as exc:
-        raise Failure(
-            FailureKind.INVALID_REQUEST, f"{_PARAM}: not a valid JSON schema ({exc.message})", param=_PARAM
-        ) from None
+        raise _invalid(exc.message) from None
+    except Exception as exc:  # e.g. a `$schema` that is not a string: the schema's fault, not ours
+        raise _invalid(f"{type(exc).__name__}: {str(exc)[:200]}") from None
     validator = cls(schema)
 
     def check(text: str) -> str | None:
@@ -30,13 +30,20 @@ def schema_checker(schema: dict[str, Any]) -> Callable[[str], str | None]:
             document = orjson.loads(_unfenced(text))
         except orjson.JSONDecodeError as exc:
             return f"the answer is not valid JSON ({exc})"
-        error = exceptions.best_match(validator.iter_errors(document))
+        try:
+            error = exceptions.best_match(validator.iter_errors(document))
+        except Exception:  # the schema cannot be applied (an unresolvable $ref): nothing to hold it to
+            return None
         if error is None:
             return None
         where = "/".join(str(part) for part in error.absolute_path) or "the top level"
         return f"at {where}: {error.message[:300]}"
 
     return check
+
+
+def _invalid(why: str) -> Failure:
+    return Failure(FailureKind.INVALID_REQUEST, f"{_PARAM}: not a valid JSON schema ({why})", param=_PARAM)
 
 
 def _unfenced(text: str) -> str:

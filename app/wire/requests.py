@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -10,8 +9,6 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from app.core.failures import Failure, FailureKind
-
-logger = logging.getLogger(__name__)
 
 # What proposers get of the client's parameters (unless their model pins them): sampling only. The
 # final call (aggregator or direct model) gets every field the client sent; see `final_params`.

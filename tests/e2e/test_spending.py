@@ -85,6 +85,11 @@ def spending_config(upstream_url: str) -> dict[str, Any]:
                 "aggregator": "agg",
                 "early_exit": {"escalate_to": "strong"},
             },
+            "escalating-priced": {
+                "layers": [{"proposers": ["cheap", "mid"]}],
+                "aggregator": "cheap",
+                "early_exit": {"escalate_to": "pricey"},
+            },
             "priced": {"layers": [{"proposers": ["cheap", "pricey", "mid"]}], "aggregator": "cheap"},
             "priced-quorum": {
                 "layers": [{"proposers": ["cheap", "pricey", "mid"], "min_proposers": 3}],
@@ -332,3 +337,31 @@ def test_self_moa_samples_get_their_own_seed_and_temperature(spend: Spend) -> No
     samples = spend.recorder.sent_to("sampled")
     assert sorted(b["seed"] for b in samples) == [42, 43, 44]
     assert all(b["temperature"] == 0.7 for b in samples), "the model's 0 would make the samples identical"
+
+
+def test_agreement_does_not_answer_for_the_aggregator_when_the_client_offers_tools(spend: Spend) -> None:
+    tool = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
+    body = spend.post("agree", tools=[tool]).json()
+
+    assert body["choices"][0]["finish_reason"] == "tool_calls", "only the aggregator was given the tools"
+    assert body["moa"]["early_exit"]["skipped"] == "layers", "layer 2 is still skipped"
+    assert spend.called().count("agg") == 1 and len(spend.called()) == 4
+
+
+def test_select_leaves_a_schema_request_to_a_synthesis(spend: Spend) -> None:
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    response_format = {"type": "json_schema", "json_schema": {"name": "c", "schema": schema}}
+    body = spend.post("selecting", response_format=response_format).json()
+
+    assert spend.called().count("picker") == 1
+    assert body["moa"]["answered_by"] == "picker"
+    assert "degraded" not in body["moa"]
+
+
+def test_a_budget_prices_the_model_escalated_to(spend: Spend) -> None:
+    # With its cheap aggregator the run costs ~$0.013; the model it escalates to costs ~$0.10 alone.
+    response = spend.post("escalating-priced", moa={"max_cost_usd": 0.05})
+
+    assert response.status_code == 400 and response.json()["error"]["code"] == "budget_exceeded"
+    assert spend.called() == []
+    assert spend.post("escalating-priced", moa={"max_cost_usd": 0.5}).status_code == 200

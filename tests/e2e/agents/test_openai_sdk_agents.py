@@ -377,3 +377,15 @@ def test_embeddings_with_a_pipeline_is_a_clear_400(client: openai.OpenAI) -> Non
     assert "pipelines do not embed" in str(caught.value)
     with pytest.raises(openai.NotFoundError):
         client.embeddings.create(model="nope", input="red")
+
+
+def test_a_schema_with_a_bad_dollar_schema_is_a_400_not_a_500(gateway: AgentGateway) -> None:
+    body = {
+        "model": "moa-1",
+        "messages": ASK_WEATHER,
+        "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"$schema": 5}}},
+    }
+    response = httpx.post(f"{gateway.base_url}/chat/completions", json=body, timeout=10)
+
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "response_format.json_schema.schema"
