@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.api.middleware.responses import StatusNoted
 from app.api.record import record_of
 from app.core.types import MoaResult
 from app.eval.shadow import after_response
@@ -25,23 +26,17 @@ class AfterResponseMiddleware:
             await self.app(scope, receive, send)
             return
         deferred: list[Callable[[MoaResult], None]] = []
-        status = 500
-
-        async def send_recording_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
+        sent = StatusNoted(send)
 
         token = after_response.set(deferred)
         self.lifecycle.chat_in_flight += 1
         try:
-            await self.app(scope, receive, send_recording_status)
+            await self.app(scope, receive, sent)
         finally:
             self.lifecycle.chat_in_flight -= 1
             after_response.reset(token)
         record = record_of(scope)
         # Not for a failure, nor a stream that failed after its 200 (`record.status`): nothing to compare.
-        if deferred and record.result is not None and (record.status or status) == 200:
+        if deferred and record.result is not None and (record.status or sent.code) == 200:
             for start in deferred:
                 start(record.result)

@@ -8,8 +8,9 @@ import time
 from collections.abc import Collection
 from typing import Any
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.api.middleware.responses import StatusNoted
 from app.api.record import RequestRecord, record_of
 from app.telemetry.logs import fields_text
 from app.telemetry.metrics import Metrics
@@ -31,20 +32,14 @@ class ChatMetricsMiddleware:
             await self.app(scope, receive, send)
             return
         record = record_of(scope)
-        status = 500
-
-        async def send_recording_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
+        sent = StatusNoted(send)
 
         self.metrics.requests_in_flight.inc()
         try:
-            await self.app(scope, receive, send_recording_status)
+            await self.app(scope, receive, sent)
         finally:
             self.metrics.requests_in_flight.dec()
-            self._record(record, record.status or status, time.perf_counter() - record.started)
+            self._record(record, record.status or sent.code, time.perf_counter() - record.started)
 
     def _record(self, record: RequestRecord, status: int, duration_s: float) -> None:
         model = record.model

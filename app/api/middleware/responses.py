@@ -1,10 +1,10 @@
 """Error responses sent by middleware, in OpenAI's error shape with the retry advice of every error,
-before any route runs."""
+before any route runs; and a `send` that notes the status a response started with."""
 
 from __future__ import annotations
 
 import orjson
-from starlette.types import Send
+from starlette.types import Message, Send
 
 from app.wire.errors import error_body, retry_headers
 
@@ -23,3 +23,17 @@ async def send_error(
     raw_headers += [(k.encode(), v.encode()) for k, v in all_headers.items()]
     await send({"type": "http.response.start", "status": status, "headers": raw_headers})
     await send({"type": "http.response.body", "body": body})
+
+
+class StatusNoted:
+    """`send`, noting the status the response started with: `code` is 500 until one was sent (a
+    request whose app raised before answering is counted as the 500 the error boundary sends)."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.code = 500
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.code = message["status"]
+        await self._send(message)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import TYPE_CHECKING
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.api.middleware.responses import StatusNoted
 from app.api.record import record_of
 
 if TYPE_CHECKING:  # OpenTelemetry is an optional extra: imported only when tracing is on
@@ -30,22 +31,16 @@ class TracingMiddleware:
         headers = {
             k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"] if k in _TRACE_HEADERS
         }
-        status = 500
-
-        async def send_recording_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
+        sent = StatusNoted(send)
 
         with self.tracing.request_span(headers) as span:
             try:
-                await self.app(scope, receive, send_recording_status)
+                await self.app(scope, receive, sent)
             finally:
                 self.tracing.end_request(
                     span,
                     model=record.model,
                     stream=record.stream,
-                    status=record.status or status,
+                    status=record.status or sent.code,
                     result=record.result,
                 )

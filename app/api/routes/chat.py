@@ -8,10 +8,11 @@ from collections.abc import AsyncGenerator, AsyncIterator
 
 import orjson
 from fastapi import APIRouter, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 
 from app.api.deps import runtime_of
 from app.api.record import RequestRecord, record_of
+from app.api.streaming import ClientEvent, committed, event_stream, json_body
 from app.core.events import Event, FinalDelta, RunFailed, RunFinished
 from app.core.failures import Failure
 from app.service.chat import ChatRun
@@ -33,13 +34,7 @@ logger = logging.getLogger(__name__)
 router = APIRouter()
 
 CHAT_PATH = "/v1/chat/completions"
-_SCHEMA = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/json": {"schema": ChatCompletionRequest.model_json_schema()}},
-    }
-}
-ClientEvent = (FinalDelta, RunFinished, RunFailed)  # the events a chat completion client sees
+_SCHEMA = json_body(ChatCompletionRequest)
 
 
 @router.post(CHAT_PATH, openapi_extra=_SCHEMA)
@@ -62,27 +57,10 @@ async def chat_completions(request: Request) -> Response:
     batches = sse.with_keepalive(events, runtime.settings.sse_keepalive_s)
     if run.stream_events:
         batches = live.in_order(batches)
-    # Commit to a 200 only once something the client sees happened: a fast failure keeps its status.
-    committing = live.COMMITTING if run.stream_events else ClientEvent
-    held: list[Event] = []  # inner events before the commit, for a client of live events
-    first = await anext(batches)
-    while isinstance(first, list) and not any(isinstance(e, committing) for e in first):
-        if run.stream_events:
-            held += first
-        first = await anext(batches)  # the run's inner events (layers, calls) are not this client's
-    if held:
-        first = held + first if isinstance(first, list) else held
-    if isinstance(first, list):
-        seen = next((e for e in first if isinstance(e, ClientEvent)), None)
-        if isinstance(seen, RunFailed):
-            await batches.aclose()
-            raise seen.failure
-    frames = _sse_frames(completion, run, record, runtime.metrics, first, batches)
-    return StreamingResponse(
-        frames,
-        media_type="text/event-stream",
-        headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
-    )
+    # A client of live events also gets the inner events (layers, calls) that came before the commit.
+    commit_on = live.COMMITTING if run.stream_events else ClientEvent
+    first, batches = await committed(batches, commit_on=commit_on, keep_inner=run.stream_events)
+    return event_stream(_sse_frames(completion, run, record, runtime.metrics, first, batches))
 
 
 async def _sse_frames(

@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator
 
 import orjson
 from fastapi import APIRouter, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 
 from app.api.deps import runtime_of
 from app.api.record import RequestRecord, record_of
-from app.api.streaming import Batches, committed
+from app.api.streaming import Batches, committed, event_stream, json_body
 from app.core.events import Event, FinalDelta, RunFailed, RunFinished
 from app.core.failures import Failure
 from app.telemetry.metrics import Metrics
@@ -35,12 +35,7 @@ logger = logging.getLogger(__name__)
 router = APIRouter()
 
 COMPLETIONS_PATH = "/v1/completions"
-_SCHEMA = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/json": {"schema": CompletionRequest.model_json_schema()}},
-    }
-}
+_SCHEMA = json_body(CompletionRequest)
 
 
 @router.post(COMPLETIONS_PATH, openapi_extra=_SCHEMA)
@@ -59,12 +54,9 @@ async def completions(request: Request) -> Response:
             media_type="application/json",
             headers={"x-moa-cost-usd": cost_header(result)},
         )
-    first, batches = await committed(runtime.chat.events(run), runtime.settings.sse_keepalive_s)
-    return StreamingResponse(
-        _sse_frames(completion, parsed, run.choices, record, runtime.metrics, first, batches),
-        media_type="text/event-stream",
-        headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
-    )
+    batches = sse.with_keepalive(runtime.chat.events(run), runtime.settings.sse_keepalive_s)
+    first, batches = await committed(batches)
+    return event_stream(_sse_frames(completion, parsed, run.choices, record, runtime.metrics, first, batches))
 
 
 async def _sse_frames(

@@ -7,15 +7,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from app.api.deps import runtime_of
+from app.api.streaming import json_body
 from app.wire.requests import EmbeddingsRequest, parse_embeddings_request
 
 router = APIRouter()
-_SCHEMA = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/json": {"schema": EmbeddingsRequest.model_json_schema()}},
-    }
-}
+_SCHEMA = json_body(EmbeddingsRequest)
 
 
 @router.post("/v1/embeddings", openapi_extra=_SCHEMA)

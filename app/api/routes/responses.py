@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator
 
 import orjson
 from fastapi import APIRouter, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 
 from app.api.deps import RuntimeDep, runtime_of
 from app.api.record import RequestRecord, record_of
-from app.api.streaming import Batches, committed
+from app.api.streaming import Batches, committed, event_stream, json_body
 from app.core.events import Event, FinalDelta, RunFailed, RunFinished
 from app.core.failures import Failure
 from app.service.responses import ResponsesRun, ResponsesService
@@ -29,12 +29,7 @@ logger = logging.getLogger(__name__)
 router = APIRouter()
 
 RESPONSES_PATH = "/v1/responses"
-_SCHEMA = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/json": {"schema": ResponsesRequest.model_json_schema()}},
-    }
-}
+_SCHEMA = json_body(ResponsesRequest)
 
 
 @router.post(RESPONSES_PATH, openapi_extra=_SCHEMA)
@@ -53,13 +48,10 @@ async def create_response(request: Request) -> Response:
         return Response(
             orjson.dumps(body), media_type="application/json", headers={"x-moa-cost-usd": cost_header(result)}
         )
-    first, batches = await committed(service.events(run), runtime.settings.sse_keepalive_s)
-    frames = _sse_frames(service, run, record, runtime.metrics, first, batches)
-    return StreamingResponse(
-        frames,
-        media_type="text/event-stream",
-        headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+    first, batches = await committed(
+        sse.with_keepalive(service.events(run), runtime.settings.sse_keepalive_s)
     )
+    return event_stream(_sse_frames(service, run, record, runtime.metrics, first, batches))
 
 
 async def _sse_frames(
