@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from app.core.failures import Failure, FailureKind
-from app.core.plan import Catalogue, LayerPlan
+from app.core.plan import Catalogue, LayerPlan, output_cap
 from app.core.tokens import count_prompt_tokens
 
 DEFAULT_OUTPUT = 1024  # output tokens assumed for a call nothing caps
@@ -97,11 +97,9 @@ class _Estimator:
 
     def output(self, alias: str, params: dict[str, Any], cap: int | None, *, proposer: bool) -> int:
         entry = self._models[alias]
-        asked = params.get("max_completion_tokens") or params.get("max_tokens")
-        pinned = entry.output_cap()
+        asked, pinned = output_cap(params), entry.output_cap()
         # proposers' own params win over the client's; the final call's client params win
-        tokens = (pinned or asked) if proposer else (asked or pinned)
-        tokens = tokens if isinstance(tokens, int) else DEFAULT_OUTPUT
+        tokens = ((pinned or asked) if proposer else (asked or pinned)) or DEFAULT_OUTPUT
         return min(tokens, cap) if cap is not None else tokens
 
     def call(self, alias: str, prompt: int, output: int) -> float:

@@ -7,15 +7,15 @@ from typing import Any
 
 from app.core.advice import cut_middle
 from app.core.failures import Failure, FailureKind
-from app.core.plan import ModelEntry
+from app.core.plan import ModelEntry, output_cap
 from app.core.tokens import count_prompt_tokens, count_tokens
 
 REFERENCE_OVERHEAD = 8  # tokens of numbering and separators per reference, roughly
 
 
 def requested_output(params: dict[str, Any]) -> int:
-    cap = params.get("max_completion_tokens") or params.get("max_tokens")
-    return cap if isinstance(cap, int) and not isinstance(cap, bool) else 0
+    """The output tokens the call asks for room for (0 when it sets no cap)."""
+    return output_cap(params) or 0
 
 
 def overflow(entry: ModelEntry, messages: list[dict[str, Any]], params: dict[str, Any]) -> str | None:

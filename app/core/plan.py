@@ -14,6 +14,12 @@ ToolsMode = Literal["advise", "bypass"]
 Aggregation = Literal["synthesize", "select", "sequential"]
 
 
+def output_cap(params: dict[str, Any]) -> int | None:
+    """The output tokens call parameters allow (`max_completion_tokens`, else `max_tokens`), if they say."""
+    cap = params.get("max_completion_tokens") or params.get("max_tokens")
+    return cap if isinstance(cap, int) and not isinstance(cap, bool) else None
+
+
 @dataclass(frozen=True)
 class ModelEntry:
     """An upstream model as the core sees it: its configured params and fallbacks."""
@@ -28,8 +34,7 @@ class ModelEntry:
 
     def output_cap(self) -> int | None:
         """The output tokens its configured `params` allow, if they say."""
-        cap = self.params.get("max_completion_tokens") or self.params.get("max_tokens")
-        return cap if isinstance(cap, int) and not isinstance(cap, bool) else None
+        return output_cap(self.params)
 
 
 @dataclass(frozen=True)
