@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
-
-import httpx
 
 from app.config import GatewayConfig
 from app.config.topology import catalogue_of
@@ -28,7 +26,7 @@ from app.telemetry.metrics import Metrics
 from app.telemetry.observer import TelemetryObserver
 from app.upstream.backend import UpstreamBackend
 from app.upstream.body import UpstreamLimits
-from app.upstream.client import upstream_client
+from app.upstream.client import UpstreamClient, upstream_client
 from app.upstream.pool import ConnectionPool, pool_size
 
 if TYPE_CHECKING:
@@ -48,7 +46,7 @@ class Runtime:
     settings: Settings
     config: GatewayConfig
     metrics: Metrics
-    client: httpx.AsyncClient
+    client: UpstreamClient
     backend: UpstreamBackend
     chat: ChatService
     embeddings: EmbeddingsService
@@ -78,7 +76,7 @@ async def open_runtime(
         ),
         metrics,
     )
-    async with upstream_client(settings, pool.size.total) as client:
+    async with aclosing(upstream_client(settings, pool.size.total)) as client:
         observer: CallObserver = TelemetryObserver(
             metrics, {alias: m.provider for alias, m in config.models.items()}
         )

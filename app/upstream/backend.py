@@ -10,7 +10,6 @@ import time
 from collections.abc import AsyncGenerator, Iterator
 from typing import Any
 
-import httpx
 import orjson
 
 from app.config import GatewayConfig
@@ -21,6 +20,7 @@ from app.core.types import Answer, CallSpec, Choice, Delta, Usage
 from app.upstream.answers import StreamedAnswer, completion_choices, reported_usage
 from app.upstream.body import UpstreamLimits
 from app.upstream.circuit import CircuitBreaker
+from app.upstream.client import UpstreamClient
 from app.upstream.failures import rejected_error, upstream_error
 from app.upstream.pool import ConnectionPool
 from app.upstream.providers import build_transports
@@ -35,7 +35,7 @@ class UpstreamBackend:
     def __init__(
         self,
         config: GatewayConfig,
-        client: httpx.AsyncClient,
+        client: UpstreamClient,
         observer: CallObserver,
         limits: UpstreamLimits | None = None,
         pool: ConnectionPool | None = None,

@@ -9,11 +9,11 @@ import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-import httpx
 from httpx_sse import ServerSentEvent
 from httpx_sse._decoders import SSEDecoder  # the event assembler of the aiter_sse we replace
 
 from app.settings import Settings
+from app.upstream.client import UpstreamResponse
 
 _MIB = 1024 * 1024
 _LINE_END = re.compile(rb"\r\n|\r|\n")  # the SSE line ends; never inside a UTF-8 character
@@ -43,7 +43,11 @@ class AnswerTooLargeError(Exception):
     """An upstream answer went over one of the UpstreamLimits; the message says which."""
 
 
-async def read_body(response: httpx.Response, max_bytes: int) -> bytes:
+class BodyDecodingError(Exception):
+    """A compressed upstream answer could not be inflated."""
+
+
+async def read_body(response: UpstreamResponse, max_bytes: int) -> bytes:
     """The whole decoded body, failing as soon as it passes `max_bytes`."""
     body = bytearray()
     async for piece in decoded(response):
@@ -55,7 +59,7 @@ async def read_body(response: httpx.Response, max_bytes: int) -> bytes:
     return bytes(body)
 
 
-async def read_prefix(response: httpx.Response, max_bytes: int) -> bytes:
+async def read_prefix(response: UpstreamResponse, max_bytes: int) -> bytes:
     """At most the first `max_bytes` of the decoded body; the rest is not read."""
     body = bytearray()
     async for piece in decoded(response):
@@ -65,17 +69,21 @@ async def read_prefix(response: httpx.Response, max_bytes: int) -> bytes:
     return bytes(body)
 
 
-async def decoded(response: httpx.Response) -> AsyncIterator[bytes]:
+async def decoded(response: UpstreamResponse) -> AsyncIterator[bytes]:
     """The body, decompressed at most `_INFLATE_STEP` bytes at a time.
 
-    httpx's own decoders inflate each network read whole: 64 KiB of a gzip bomb is 64 MiB at once.
-    gzip and deflate, the encodings httpx asks for, are inflated here in bounded steps instead; any
-    other encoding (none, or one httpx decodes with an optional library) is left to httpx.
+    A client library's decoders inflate each network read whole: 64 KiB of a gzip bomb is 64 MiB at
+    once. gzip and deflate, the encodings the gateway asks for, are inflated here in bounded steps
+    instead; any other encoding is left to the client library (httpx decodes some with optional
+    libraries; aiohttp's are left as sent, and fail as JSON).
     """
-    codings = [c.strip().lower() for c in response.headers.get_list("content-encoding", split_commas=True)]
-    codings = [c for c in codings if c and c != "identity"]
-    if response.is_stream_consumed or len(codings) != 1 or codings[0] not in _ZLIB_WBITS:
-        async for piece in response.aiter_bytes():  # (a response built whole in memory is read already)
+    codings = response.encodings()
+    if not codings:
+        async for piece in response.aiter_raw():
+            yield piece
+        return
+    if len(codings) != 1 or codings[0] not in _ZLIB_WBITS:
+        async for piece in response.aiter_decoded():
             yield piece
         return
     fallback = codings[0] == "deflate"  # zlib-wrapped, as the standard says, or raw from some servers
@@ -86,7 +94,7 @@ async def decoded(response: httpx.Response) -> AsyncIterator[bytes]:
                 piece = inflater.decompress(data, _INFLATE_STEP)
             except zlib.error as exc:
                 if not fallback:
-                    raise httpx.DecodingError(str(exc)) from exc
+                    raise BodyDecodingError(str(exc)) from exc
                 fallback, inflater = False, zlib.decompressobj(-zlib.MAX_WBITS)
                 continue
             fallback = False
@@ -96,12 +104,12 @@ async def decoded(response: httpx.Response) -> AsyncIterator[bytes]:
     try:
         rest = inflater.flush()
     except zlib.error as exc:
-        raise httpx.DecodingError(str(exc)) from exc
+        raise BodyDecodingError(str(exc)) from exc
     if rest:
         yield rest
 
 
-async def sse_events(response: httpx.Response, limits: UpstreamLimits) -> AsyncIterator[ServerSentEvent]:
+async def sse_events(response: UpstreamResponse, limits: UpstreamLimits) -> AsyncIterator[ServerSentEvent]:
     """The server-sent events of `response`, within the event and whole-stream limits."""
     decoder = SSEDecoder()
     event_bytes = 0

@@ -1,38 +1,83 @@
-"""The one shared httpx client every upstream call goes through, its pool sized for fan-out."""
+"""The one shared HTTP client every upstream call goes through, and what a provider sees of it: an
+endpoint to POST to, and an answer's status, headers and bytes.
+
+Two implementations: aiohttp's pool, called directly (the default), and httpx's (`MOA_UPSTREAM_TRANSPORT=
+httpx`, and in-memory `httpx.MockTransport` clients in unit tests).
+"""
 
 from __future__ import annotations
 
-import aiohttp
-import httpx
-from httpx_aiohttp import AiohttpTransport
+from collections.abc import AsyncIterator
+from typing import Protocol
 
 from app.settings import Settings
 
 KEEPALIVE_EXPIRY_S = 30
 
 
-def upstream_client(settings: Settings, max_connections: int) -> httpx.AsyncClient:
-    """httpx's API over aiohttp's connection pool by default: at 64 concurrent MoA requests httpx's own
-    pool served 107 req/s with timeouts, aiohttp's 580 req/s (see bench/).
+class UpstreamResponse(Protocol):
+    """An upstream's answer whose head has arrived; its body is read through one of the iterators."""
 
-    `max_connections` is the pool's total (app/upstream/pool.py), which the gateway already holds calls
-    to: the client's own limit matches it, so no call ever queues inside the client, unmeasured."""
-    limits = httpx.Limits(
-        max_connections=max_connections,
-        max_keepalive_connections=max_connections,  # fan-out reuses them all; fewer would churn
-        keepalive_expiry=KEEPALIVE_EXPIRY_S,
-    )
+    @property
+    def status_code(self) -> int: ...
+
+    def header(self, name: str) -> str | None:
+        """The first value of header `name` (any case), if sent."""
+        ...
+
+    def encodings(self) -> list[str]:
+        """The content codings, lower case, still applied to what `aiter_raw` yields (its
+        `content-encoding`, but none where the client has already decoded the body)."""
+        ...
+
+    def aiter_raw(self) -> AsyncIterator[bytes]:
+        """The body as it came (still compressed, if it was)."""
+        ...
+
+    def aiter_decoded(self) -> AsyncIterator[bytes]:
+        """The body decoded as far as the client library can (for encodings the gateway does not
+        inflate itself)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Give the connection back (or close it, if the body was not read to its end)."""
+        ...
+
+
+class Endpoint(Protocol):
+    """One upstream URL with its provider's headers, prepared once."""
+
+    async def post(self, content: bytes, headers: list[tuple[str, str]]) -> UpstreamResponse:
+        """POST `content` with `headers` added to the endpoint's; returns once the head has arrived."""
+        ...
+
+
+class UpstreamClient(Protocol):
+    def endpoint(self, url: str, headers: dict[str, str], *, connect_s: float, read_s: float) -> Endpoint:
+        """`url` (no credentials in it) with `headers`, connections made within `connect_s`; `read_s`
+        bounds each socket read where the client needs one (the callers' deadlines bound the call)."""
+        ...
+
+    @property
+    def is_closed(self) -> bool: ...
+
+    async def aclose(self) -> None: ...
+
+
+def content_codings(values: list[str]) -> list[str]:
+    """The codings named by `content-encoding` header values, lower case, without `identity`."""
+    codings = (coding.strip().lower() for value in values for coding in value.split(","))
+    return [coding for coding in codings if coding and coding != "identity"]
+
+
+def upstream_client(settings: Settings, max_connections: int) -> UpstreamClient:
+    """The client for `settings.upstream_transport`; its own connection limit is `max_connections`, the
+    pool's total (app/upstream/pool.py), which the gateway already holds calls to: the client's limit
+    matches it, so no call ever queues inside the client, unmeasured."""
     if settings.upstream_transport == "httpx":
-        return httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(120.0))
-    ssl_context = httpx.create_ssl_context()
+        from app.upstream.httpx_client import HttpxClient, pooled_httpx_client
 
-    def session() -> aiohttp.ClientSession:
-        """Made on the first call, inside the event loop. No cookie jar: an upstream's cookies have no
-        business in the next user's call, and keeping them costs CPU on every response."""
-        connector = aiohttp.TCPConnector(
-            limit=max_connections, keepalive_timeout=KEEPALIVE_EXPIRY_S, ssl=ssl_context
-        )
-        return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
+        return HttpxClient(pooled_httpx_client(max_connections))
+    from app.upstream.aiohttp_client import AiohttpClient
 
-    transport = AiohttpTransport(limits=limits, client=session)
-    return httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(120.0))
+    return AiohttpClient(max_connections)

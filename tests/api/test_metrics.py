@@ -19,6 +19,7 @@ from app.settings import Settings
 from app.telemetry.metrics import Metrics
 from app.telemetry.observer import TelemetryObserver
 from app.upstream.backend import UpstreamBackend
+from app.upstream.httpx_client import HttpxClient
 from tests.support.backend import complete, providers_of
 from tests.support.configs import simulated_config, topology
 from tests.support.metrics import Scrape
@@ -186,7 +187,9 @@ async def test_a_cancelled_call_is_observed_as_cancelled() -> None:
     config = simulated_config(ttft_ms=5000)
     metrics = Metrics()
     async with httpx.AsyncClient() as client:
-        backend = UpstreamBackend(config, client, TelemetryObserver(metrics, providers_of(config)))
+        backend = UpstreamBackend(
+            config, HttpxClient(client), TelemetryObserver(metrics, providers_of(config))
+        )
         spec = CallSpec(1, "proposer", "alpha", ASK["messages"], {})
         task = asyncio.create_task(complete(backend, spec))
         await asyncio.sleep(0.05)

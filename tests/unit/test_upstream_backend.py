@@ -20,6 +20,7 @@ from app.core.types import Answer, CallSpec, Delta
 from app.telemetry.metrics import Metrics
 from app.telemetry.observer import TelemetryObserver
 from app.upstream.backend import UpstreamBackend
+from app.upstream.httpx_client import HttpxClient
 from tests.support.backend import complete, providers_of, stream
 from tests.support.metrics import Scrape
 
@@ -55,7 +56,10 @@ async def backend_with(handler: Handler) -> AsyncIterator[tuple[UpstreamBackend,
     )
     metrics = Metrics()
     async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
-        yield UpstreamBackend(config, client, TelemetryObserver(metrics, providers_of(config))), metrics
+        yield (
+            UpstreamBackend(config, HttpxClient(client), TelemetryObserver(metrics, providers_of(config))),
+            metrics,
+        )
 
 
 async def half_open(backend: UpstreamBackend) -> None:
@@ -176,7 +180,9 @@ async def test_no_retry_starts_once_timeout_s_has_passed() -> None:
     }
     config = parse_config({"providers": {"p": provider}, "models": {"m": {"provider": "p"}}}, "test")
     async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
-        backend = UpstreamBackend(config, client, TelemetryObserver(Metrics(), providers_of(config)))
+        backend = UpstreamBackend(
+            config, HttpxClient(client), TelemetryObserver(Metrics(), providers_of(config))
+        )
         with pytest.raises(Failure) as caught:
             await complete(backend, spec())
 

@@ -12,6 +12,7 @@ import pytest
 
 from app.upstream.body import (
     AnswerTooLargeError,
+    BodyDecodingError,
     UpstreamLimits,
     _lines,
     decoded,
@@ -19,6 +20,7 @@ from app.upstream.body import (
     read_prefix,
     sse_events,
 )
+from app.upstream.httpx_client import HttpxResponse
 
 LIMITS = UpstreamLimits(max_body_bytes=1024, max_event_bytes=64, max_stream_bytes=4096)
 
@@ -76,12 +78,16 @@ class Arriving(httpx.AsyncByteStream):
             yield self._content[start : start + self._step]
 
 
-def sse_response(content: bytes, **headers: str) -> httpx.Response:
-    headers = {"content-type": "text/event-stream", **headers}
-    return httpx.Response(200, stream=Arriving(content), headers=headers)
+def arriving(content: bytes, **headers: str) -> HttpxResponse:
+    """An answer as the httpx client hands it over, its body not yet read."""
+    return HttpxResponse(httpx.Response(200, stream=Arriving(content), headers=headers))
 
 
-async def events_of(response: httpx.Response) -> list[str]:
+def sse_response(content: bytes, **headers: str) -> HttpxResponse:
+    return arriving(content, **{"content-type": "text/event-stream", **headers})
+
+
+async def events_of(response: HttpxResponse) -> list[str]:
     return [event.data async for event in sse_events(response, LIMITS)]
 
 
@@ -115,14 +121,14 @@ async def test_a_gzip_bomb_is_counted_decompressed() -> None:
 
 async def test_a_body_is_read_to_its_limit_decompressed() -> None:
     bomb = gzip.compress(b" " * 1_000_000)
-    response = httpx.Response(200, stream=Arriving(bomb), headers={"content-encoding": "gzip"})
+    response = arriving(bomb, **{"content-encoding": "gzip"})
 
     with pytest.raises(AnswerTooLargeError, match="the answer is over the limit of 1024 bytes"):
         await read_body(response, LIMITS.max_body_bytes)
 
 
 async def test_an_error_body_is_read_only_in_part() -> None:
-    response = httpx.Response(500, content=b"e" * 10_000)
+    response = HttpxResponse(httpx.Response(500, content=b"e" * 10_000))
 
     assert await read_prefix(response, 100) == b"e" * 100
 
@@ -139,7 +145,7 @@ async def test_a_compressed_body_is_inflated_in_bounded_steps(
     encoding: str, compress: Callable[[bytes], bytes]
 ) -> None:
     body = bytes(10_000_000)  # 64 KiB of it compressed is over 60 MB decompressed
-    response = httpx.Response(200, stream=Arriving(compress(body)), headers={"content-encoding": encoding})
+    response = arriving(compress(body), **{"content-encoding": encoding})
 
     sizes = [len(piece) async for piece in decoded(response)]
 
@@ -147,7 +153,7 @@ async def test_a_compressed_body_is_inflated_in_bounded_steps(
 
 
 async def test_a_body_that_is_not_what_its_encoding_says_is_a_decoding_error() -> None:
-    response = httpx.Response(200, stream=Arriving(b"not gzip"), headers={"content-encoding": "gzip"})
+    response = arriving(b"not gzip", **{"content-encoding": "gzip"})
 
-    with pytest.raises(httpx.DecodingError):
+    with pytest.raises(BodyDecodingError):
         await read_body(response, 1024)

@@ -18,6 +18,7 @@ from app.core.types import CallSpec
 from app.telemetry.metrics import Metrics
 from app.telemetry.observer import TelemetryObserver
 from app.upstream.backend import UpstreamBackend
+from app.upstream.httpx_client import HttpxClient
 from app.upstream.pool import ConnectionPool, PoolSize, pool_size
 from tests.support.backend import complete, providers_of
 from tests.support.metrics import Scrape
@@ -110,7 +111,10 @@ async def backend(
     size = pool_size(config, max_concurrent_requests=total, max_proposers=1, total=total)
     async with httpx.AsyncClient(transport=httpx.MockTransport(upstream.handler)) as client:
         observer = TelemetryObserver(metrics, providers_of(config))
-        yield UpstreamBackend(config, client, observer, pool=ConnectionPool(size, metrics)), metrics
+        yield (
+            UpstreamBackend(config, HttpxClient(client), observer, pool=ConnectionPool(size, metrics)),
+            metrics,
+        )
 
 
 async def settle() -> None:

@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import httpx
-
 from app.config import GatewayConfig, OpenAIProvider, SimulatedProvider
 from app.upstream.body import UpstreamLimits
+from app.upstream.client import UpstreamClient
 from app.upstream.pool import ConnectionPool
 from app.upstream.providers.openai_http import HttpTransport
 from app.upstream.providers.simulated import SimulatedTransport
@@ -19,7 +18,7 @@ from app.upstream.transport import Transport
 class Shared:
     """What every provider's transport may use: the one client, its pool's accounting, the limits."""
 
-    client: httpx.AsyncClient
+    client: UpstreamClient
     secrets: list[str]
     limits: UpstreamLimits | None
     pool: ConnectionPool | None
@@ -43,7 +42,7 @@ REGISTRY: dict[str, ProviderFactory] = {"openai": _openai, "simulated": _simulat
 
 def build_transports(
     config: GatewayConfig,
-    client: httpx.AsyncClient,
+    client: UpstreamClient,
     limits: UpstreamLimits | None,
     pool: ConnectionPool | None = None,
 ) -> dict[str, Transport]:

@@ -16,7 +16,15 @@ import orjson
 from app.config import OpenAIProvider
 from app.core.failures import Failure, FailureKind
 from app.request_context import request_id_var, upstream_trace_var
-from app.upstream.body import AnswerTooLargeError, UpstreamLimits, read_body, read_prefix, sse_events
+from app.upstream.body import (
+    AnswerTooLargeError,
+    BodyDecodingError,
+    UpstreamLimits,
+    read_body,
+    read_prefix,
+    sse_events,
+)
+from app.upstream.client import Endpoint, UpstreamClient, UpstreamResponse
 from app.upstream.failures import rejected_error, timeout_error, upstream_error
 from app.upstream.pool import ConnectionPool
 from app.upstream.retry import parse_retry_after
@@ -29,7 +37,8 @@ from app.upstream.transport import (
     truncated_stream,
 )
 
-_JSON = {"content-type": "application/json", "accept": "application/json"}
+# Only the encodings app/upstream/body.py inflates in bounded steps
+_JSON = {"content-type": "application/json", "accept": "application/json", "accept-encoding": "gzip, deflate"}
 _REJECTED = {400, 413, 422}  # the request itself is at fault: the client should see why
 _TIMED_OUT = {408, 504, 524}
 
@@ -37,7 +46,7 @@ _TIMED_OUT = {408, 504, 524}
 class HttpTransport:
     def __init__(
         self,
-        client: httpx.AsyncClient,
+        client: UpstreamClient,
         provider: OpenAIProvider,
         secrets: list[str],
         limits: UpstreamLimits | None = None,
@@ -48,54 +57,47 @@ class HttpTransport:
         self._pool = pool  # counts this provider's connections against its cap and the pool's total
         self._name = name
         # Credentials in the base URL become a Basic header: never sent in the URL, and aiohttp refuses
-        # a URL with credentials beside an Authorization header, which httpx adds for them.
+        # a URL with credentials beside an Authorization header.
         url = httpx.URL(provider.base_url.rstrip("/"))
         base = str(url.copy_with(username=None, password=None))
-        self._url = httpx.URL(base + "/chat/completions")
-        self._embeddings_url = httpx.URL(base + "/embeddings")
         headers = {**_JSON, **provider.headers}
         if url.username or url.password:
             userinfo = f"{url.username}:{url.password}".encode()
             headers["authorization"] = f"Basic {base64.b64encode(userinfo).decode()}"
         if provider.api_key is not None:
             headers["authorization"] = f"Bearer {provider.api_key.get_secret_value()}"
-        # Each call builds its request from these and hands it to the client's transport (its pool): the
-        # client's build_request() and send() merge URLs, headers and cookies and run auth, redirect and
-        # cookie handling this gateway does not use, which cost ~17% of its CPU with 500 MoA requests in
-        # flight (py-spy; README, Benchmarks). The client's own headers come first, as send() would do.
-        merged = {name.lower(): value for name, value in client.headers.items()}
-        merged.update((name.lower(), value) for name, value in headers.items())
-        self._headers = [(name.encode(), value.encode()) for name, value in merged.items()]
-        self._transport = client._transport_for_url(self._url)  # a proxy's, if the environment sets one
         self._total_s = provider.timeout_s
         self._first_chunk_s = provider.first_token_timeout_s or provider.timeout_s
         self._idle_s = provider.idle_timeout_s
-        # httpx's read timeout bounds each socket read; our asyncio deadlines bound the call as a whole.
+        # A client that needs a socket read timeout gets the longest wait; our asyncio deadlines bound
+        # the call as a whole.
         read_s = max(provider.timeout_s, self._first_chunk_s, self._idle_s)
-        self._extensions = {"timeout": httpx.Timeout(read_s, connect=provider.connect_timeout_s).as_dict()}
+        connect_s = provider.connect_timeout_s
+        self._chat = client.endpoint(base + "/chat/completions", headers, connect_s=connect_s, read_s=read_s)
+        self._embeddings = client.endpoint(base + "/embeddings", headers, connect_s=connect_s, read_s=read_s)
         self._secrets = secrets
         self._limits = limits or UpstreamLimits()
 
     async def complete(self, alias: str, content: bytes) -> dict[str, Any]:
-        payload = await self._post(alias, self._url, content)
+        payload = await self._post(alias, self._chat, content)
         if not payload.get("choices"):
             raise upstream_error(f"model {alias}: the response has no choices", model=alias)
         return payload
 
     async def embed(self, alias: str, content: bytes) -> dict[str, Any]:
-        payload = await self._post(alias, self._embeddings_url, content)
+        payload = await self._post(alias, self._embeddings, content)
         if not isinstance(payload.get("data"), list):
             raise upstream_error(f"model {alias}: the response has no embeddings list", model=alias)
         return payload
 
-    async def _post(self, alias: str, url: httpx.URL, content: bytes) -> dict[str, Any]:
+    async def _post(self, alias: str, endpoint: Endpoint, content: bytes) -> dict[str, Any]:
         """A JSON request and its JSON answer, within `timeout_s`, the body read within its limit."""
         in_head = True
         try:
             async with asyncio.timeout(self._total_s):  # waiting for a connection counts too
                 await self._acquire()
                 try:
-                    response = await self._send(content, url)
+                    response = await self._send(endpoint, content)
                     in_head = False
                     try:
                         if response.status_code >= 400:
@@ -119,7 +121,7 @@ class HttpTransport:
             async with asyncio.timeout(wait_s):
                 await self._acquire()
                 try:
-                    response = await self._send(content, self._url)
+                    response = await self._send(self._chat, content)
                 except BaseException:
                     self._release()
                     raise
@@ -134,7 +136,7 @@ class HttpTransport:
                 async with asyncio.timeout_at(deadline.at):
                     raise await self._status_error(alias, response)
             late = "the stream stalled"
-            content_type = response.headers.get("content-type", "").partition(";")[0]
+            content_type = (response.header("content-type") or "").partition(";")[0]
             if "text/event-stream" not in content_type:
                 raise upstream_error(
                     f"model {alias}: the provider did not answer with an event stream", model=alias
@@ -172,16 +174,13 @@ class HttpTransport:
         if self._pool is not None:
             self._pool.release(self._name)
 
-    async def _send(self, content: bytes, url: httpx.URL) -> httpx.Response:
+    async def _send(self, endpoint: Endpoint, content: bytes) -> UpstreamResponse:
         """POST `content`; the response's body is not read yet (close it)."""
-        # The provider's headers plus this request's id, so upstream logs can be joined with ours.
-        headers = [*self._headers, (b"x-request-id", request_id_var.get().encode())]
+        # This request's id, so upstream logs can be joined with ours.
+        headers = [("x-request-id", request_id_var.get())]
         if (trace := upstream_trace_var.get()) is not None:  # the call's span continues upstream
-            headers += [(name.encode(), value.encode()) for name, value in trace.items()]
-        request = httpx.Request("POST", url, headers=headers, content=content, extensions=self._extensions)
-        response = await self._transport.handle_async_request(request)
-        response.request = request
-        return response
+            headers += trace.items()
+        return await endpoint.post(content, headers)
 
     def _translate(self, alias: str, exc: Exception, late: str, *, in_head: bool) -> Exception:
         """The Failure for a failure while calling the provider (`late`: what a timeout means
@@ -190,15 +189,15 @@ class HttpTransport:
             return exc
         if isinstance(exc, ChunkTimeoutError):
             return timeout_error(f"model {alias}: {exc}", model=alias)
-        if isinstance(exc, httpx.ConnectTimeout):
-            # The aiohttp transport reports every connection failure (refused, reset, closed) as a
-            # ConnectTimeout; its message says which it was.
+        if isinstance(exc, httpx.ConnectTimeout | aiohttp.ClientConnectionError):
+            # Every connection failure (refused, reset, closed; aiohttp's connect timeout too, a
+            # TimeoutError as well): its message says which it was.
             return self._unreachable(alias, exc)
         if isinstance(exc, TimeoutError | httpx.TimeoutException):
             return timeout_error(f"model {alias}: {late}", model=alias)
         if isinstance(exc, AnswerTooLargeError):
             return upstream_error(f"model {alias}: {exc}", model=alias)
-        if isinstance(exc, httpx.DecodingError):
+        if isinstance(exc, BodyDecodingError | httpx.DecodingError):
             reason = self._reason(exc)
             return upstream_error(
                 f"model {alias}: the provider sent a body that cannot be decoded ({reason})", model=alias
@@ -208,7 +207,7 @@ class HttpTransport:
             return upstream_error(
                 f"model {alias}: the provider sent a malformed HTTP response ({reason})", model=alias
             )
-        if isinstance(exc, httpx.HTTPError):
+        if isinstance(exc, httpx.HTTPError | aiohttp.ClientError):  # a body cut short, a bad URL
             return self._unreachable(alias, exc)
         return exc
 
@@ -225,17 +224,17 @@ class HttpTransport:
             kind=FailureKind.CONNECTION,
         )
 
-    async def _status_error(self, alias: str, response: httpx.Response) -> Failure:
+    async def _status_error(self, alias: str, response: UpstreamResponse) -> Failure:
         try:
             content = await read_prefix(response, self._limits.max_error_body_bytes)
-        except httpx.HTTPError:  # the status says enough
+        except (httpx.HTTPError, aiohttp.ClientError, BodyDecodingError):  # the status says enough
             content = b""
         return status_error(
             alias,
             response.status_code,
             content,
             self._secrets,
-            retry_after_s=parse_retry_after(response.headers.get("retry-after")),
+            retry_after_s=parse_retry_after(response.header("retry-after")),
         )
 
     def _error_frame(self, alias: str, error: Any) -> Failure:
