@@ -99,7 +99,7 @@ class Settings(BaseSettings):
     )
     upstream_transport: Literal["aiohttp", "httpx"] = Field(
         default="aiohttp",
-        description="Connection pool under the httpx client: aiohttp's (faster under fan-out) or httpx's own",
+        description="The upstream HTTP client: aiohttp, called directly (faster under fan-out), or httpx",
     )
     upstream_max_connections: int | None = Field(
         default=None,

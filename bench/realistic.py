@@ -2,14 +2,15 @@
 0.5 s (bench/stub_upstream.py with delays, its own process), so a request's critical path is 1.5 s and
 the best a gateway can do at concurrency c is c / 1.5 req/s, each request taking 1.5 s.
 
-    .venv/bin/python -m bench.realistic [--concurrency 500 1000] [--workers 1 2] [--duration 20]
+    .venv/bin/python -m bench.realistic [--concurrency 500 1000] [--workers 1 2] [--duration 60]
                                         [--soak 600] [--env NAME=VALUE ...]
 
 For each worker count and concurrency: req/s against that ideal (steady state: the gateway's own count of
 completions between samples taken past the first 3 s and before the last 1.5 s, as wrk's whole-run rate
 includes the first 1.5 s, when nothing can complete yet), p50 and p99 (wrk, whole run) against the
-critical path,
-the gateway's CPU per request (utime + stime from /proc over the run, summed over every worker, divided
+critical path (wrk opens its c connections at once, so every run starts with one wave of c requests
+arriving together, which the gateway takes a few hundred ms to start at c=500: in a 20 s run that wave is
+8% of the requests and sets p99, hence runs of 60 s), the gateway's CPU per request (utime + stime from /proc over the run, summed over every worker, divided
 by the requests it finished meanwhile) and its RSS per 1000 requests in flight (RSS during the run minus
 RSS at start, summed over the workers). Admission is set to the concurrency, per worker, so no request is
 refused. `--soak` adds one long run at the first concurrency, reporting RSS every minute.
@@ -277,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--concurrency", type=int, nargs="+", default=[500, 1000])
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--duration", type=float, default=30.0, help="seconds per measured run")
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds per measured run")
     parser.add_argument("--soak", type=float, default=0.0, help="seconds of one long run (RSS per minute)")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="gateway env")
     args = parser.parse_args(argv)

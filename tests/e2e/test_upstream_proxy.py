@@ -24,6 +24,7 @@ class Proxy:
     """Answers every chat completion itself, noting the Host each request was meant for."""
 
     def __init__(self) -> None:
+        self.url = ""  # where it listens, once serving
         self.hosts: list[str] = []
         self.app = FastAPI()
 
@@ -38,7 +39,7 @@ class Proxy:
 def proxy() -> Iterator[Proxy]:
     proxy = Proxy()
     with ServerThread(proxy.app) as server:
-        proxy.url = server.url  # type: ignore[attr-defined]
+        proxy.url = server.url
         yield proxy
 
 
@@ -61,7 +62,7 @@ def ask(server: ServerThread) -> httpx.Response:
 def test_calls_go_through_the_environments_proxy(
     proxy: Proxy, transport: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("HTTP_PROXY", proxy.url)  # type: ignore[attr-defined]
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
     before = len(proxy.hosts)
@@ -82,7 +83,7 @@ def test_no_proxy_hosts_are_called_directly(
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     before = len(proxy.hosts)
 
-    with gateway(f"{proxy.url}/v1", transport) as server:  # type: ignore[attr-defined]
+    with gateway(f"{proxy.url}/v1", transport) as server:
         response = ask(server)
 
     assert response.status_code == 200, response.text
