@@ -8,12 +8,11 @@ and proxy once, and each call is one `session.request`.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator
+from urllib.request import getproxies, proxy_bypass
 
 import aiohttp
 import httpx
-from aiohttp.helpers import get_env_proxy_for_url
 from multidict import CIMultiDict
 from yarl import URL
 
@@ -31,7 +30,9 @@ class AiohttpClient:
     def session(self) -> aiohttp.ClientSession:
         """Made on the first call, inside the event loop. No cookie jar: an upstream's cookies have no
         business in the next user's call. No `trust_env`: it looks up proxies and .netrc in a thread on
-        every call; each endpoint resolves its proxy once instead."""
+        every call; each endpoint resolves its proxy once instead (`env_proxy`)."""
+        if self._closed:
+            raise RuntimeError("the upstream client is closed")
         if self._session is None:
             connector = aiohttp.TCPConnector(
                 limit=self._max_connections,
@@ -58,6 +59,17 @@ class AiohttpClient:
             await self._session.close()
 
 
+def env_proxy(url: URL) -> URL | None:
+    """The proxy the environment names for `url`, as httpx would choose it: HTTP_PROXY or HTTPS_PROXY by
+    the URL's scheme, else ALL_PROXY; none for a host NO_PROXY names. (aiohttp's own lookup ignores
+    ALL_PROXY and https:// proxies, and calls those directly.)"""
+    if url.host is None or proxy_bypass(url.host):
+        return None
+    proxies = getproxies()
+    proxy = proxies.get(url.scheme) or proxies.get("all")
+    return URL(proxy) if proxy else None
+
+
 class AiohttpEndpoint:
     def __init__(
         self, client: AiohttpClient, url: str, headers: dict[str, str], timeout: aiohttp.ClientTimeout
@@ -66,10 +78,7 @@ class AiohttpEndpoint:
         self._url = URL(url)
         self._headers = CIMultiDict(headers)
         self._timeout = timeout
-        self._proxy: URL | None = None
-        self._proxy_auth: aiohttp.BasicAuth | None = None
-        with contextlib.suppress(LookupError):  # HTTP(S)_PROXY and NO_PROXY, as httpx would apply them
-            self._proxy, self._proxy_auth = get_env_proxy_for_url(self._url)
+        self._proxy = env_proxy(self._url)
 
     async def post(self, content: bytes, headers: list[tuple[str, str]]) -> AiohttpResponse:
         sent = self._headers.copy()
@@ -82,8 +91,7 @@ class AiohttpEndpoint:
             allow_redirects=False,
             auto_decompress=False,  # inflated in bounded steps by app/upstream/body.py
             timeout=self._timeout,
-            proxy=self._proxy,
-            proxy_auth=self._proxy_auth,
+            proxy=self._proxy,  # its credentials, if any, become Proxy-Authorization
         )
         return AiohttpResponse(response)
 

@@ -1,9 +1,13 @@
-"""Upstream calls go through the HTTP proxy the environment names (HTTP_PROXY, NO_PROXY), with either
-upstream client, over real HTTP: the "proxy" here is a real server on 127.0.0.1 that answers in the
-upstream's place, and the upstream's host name does not resolve, so only a proxied call can succeed."""
+"""Upstream calls go through the HTTP proxy the environment names (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY,
+NO_PROXY), with either upstream client, over real HTTP: the "proxy" here is a real server on 127.0.0.1
+that answers in the upstream's place, and the upstream's host name does not resolve, so only a proxied
+call can succeed."""
 
 from __future__ import annotations
 
+import base64
+import socket
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,23 +18,29 @@ from fastapi import FastAPI, Request
 from app.config import parse_config
 from app.main import create_app
 from app.settings import Settings
+from tests.support.metrics import Scrape
 from tests.support.servers import ServerThread
 
 UNRESOLVABLE = "http://models.example.invalid/v1"
 ASK = [{"role": "user", "content": "Hi"}]
+TRANSPORTS = ["aiohttp", "httpx"]
+PROXY_VARIABLES = ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"]
 
 
 class Proxy:
-    """Answers every chat completion itself, noting the Host each request was meant for."""
+    """Answers every chat completion itself, noting the Host each request was meant for and the
+    Proxy-Authorization it carried."""
 
     def __init__(self) -> None:
         self.url = ""  # where it listens, once serving
         self.hosts: list[str] = []
+        self.credentials: list[str | None] = []
         self.app = FastAPI()
 
         @self.app.post("/v1/chat/completions")
         async def chat(request: Request) -> dict[str, Any]:
             self.hosts.append(request.headers["host"])
+            self.credentials.append(request.headers.get("proxy-authorization"))
             message = {"role": "assistant", "content": "via the proxy"}
             return {"id": "x", "choices": [{"index": 0, "message": message, "finish_reason": "stop"}]}
 
@@ -41,6 +51,38 @@ def proxy() -> Iterator[Proxy]:
     with ServerThread(proxy.app) as server:
         proxy.url = server.url
         yield proxy
+
+
+@pytest.fixture
+def refusing_proxy() -> Iterator[str]:
+    """A proxy that answers every request, CONNECT included, with 407."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:  # closed: the test is over
+                return
+            with connection:
+                connection.settimeout(5)
+                head = b""
+                while b"\r\n\r\n" not in head and (data := connection.recv(4096)):
+                    head += data
+                connection.sendall(b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n")
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    listener.close()
+
+
+def proxy_env(monkeypatch: pytest.MonkeyPatch, **variables: str) -> None:
+    """Exactly these proxy variables set, in either case, for the gateway made next."""
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
 
 
 def gateway(base_url: str, transport: str) -> ServerThread:
@@ -58,13 +100,12 @@ def ask(server: ServerThread) -> httpx.Response:
     return httpx.post(f"{server.url}/v1/chat/completions", json=body, timeout=10, trust_env=False)
 
 
-@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("variable", ["HTTP_PROXY", "ALL_PROXY"])
 def test_calls_go_through_the_environments_proxy(
-    proxy: Proxy, transport: str, monkeypatch: pytest.MonkeyPatch
+    proxy: Proxy, transport: str, variable: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("HTTP_PROXY", proxy.url)
-    monkeypatch.delenv("NO_PROXY", raising=False)
-    monkeypatch.delenv("no_proxy", raising=False)
+    proxy_env(monkeypatch, **{variable: proxy.url})
     before = len(proxy.hosts)
 
     with gateway(UNRESOLVABLE, transport) as server:
@@ -73,14 +114,28 @@ def test_calls_go_through_the_environments_proxy(
     assert response.status_code == 200, response.text
     assert response.json()["choices"][0]["message"]["content"] == "via the proxy"
     assert proxy.hosts[before:] == ["models.example.invalid"]
+    assert proxy.credentials[before:] == [None]
 
 
-@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_the_proxys_credentials_are_sent_to_it(
+    proxy: Proxy, transport: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proxy_env(monkeypatch, HTTP_PROXY=proxy.url.replace("http://", "http://gw:s3cret@"))
+    before = len(proxy.credentials)
+
+    with gateway(UNRESOLVABLE, transport) as server:
+        response = ask(server)
+
+    assert response.status_code == 200, response.text
+    assert proxy.credentials[before:] == [f"Basic {base64.b64encode(b'gw:s3cret').decode()}"]
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
 def test_no_proxy_hosts_are_called_directly(
     proxy: Proxy, transport: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    proxy_env(monkeypatch, HTTP_PROXY="http://127.0.0.1:9", NO_PROXY="127.0.0.1")  # nothing on port 9
     before = len(proxy.hosts)
 
     with gateway(f"{proxy.url}/v1", transport) as server:
@@ -88,3 +143,19 @@ def test_no_proxy_hosts_are_called_directly(
 
     assert response.status_code == 200, response.text
     assert len(proxy.hosts) == before + 1
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_proxy_refusing_the_tunnel_is_a_connection_failure(
+    refusing_proxy: str, transport: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proxy_env(monkeypatch, HTTPS_PROXY=refusing_proxy)
+
+    with gateway("https://models.example.invalid/v1", transport) as server:
+        response = ask(server)
+        metrics = Scrape(httpx.get(f"{server.url}/metrics", timeout=10, trust_env=False).text)
+
+    assert response.status_code == 502, response.text
+    assert "the provider could not be reached" in response.json()["error"]["message"]
+    assert metrics.value("moa_upstream_errors_total", model="m", kind="connection") >= 1
+    assert metrics.value("moa_upstream_errors_total", model="m", kind="bad_response") == 0

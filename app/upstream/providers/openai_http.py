@@ -37,8 +37,12 @@ from app.upstream.transport import (
     truncated_stream,
 )
 
-# Only the encodings app/upstream/body.py inflates in bounded steps
-_JSON = {"content-type": "application/json", "accept": "application/json", "accept-encoding": "gzip, deflate"}
+_JSON = {
+    "content-type": "application/json",
+    "accept": "application/json",
+    "accept-encoding": "gzip, deflate",  # only what app/upstream/body.py inflates in bounded steps
+    "user-agent": "moa-gateway",  # the same whichever client library sends it
+}
 _REJECTED = {400, 413, 422}  # the request itself is at fault: the client should see why
 _TIMED_OUT = {408, 504, 524}
 
@@ -202,6 +206,8 @@ class HttpTransport:
             return upstream_error(
                 f"model {alias}: the provider sent a body that cannot be decoded ({reason})", model=alias
             )
+        if isinstance(exc, aiohttp.ClientHttpProxyError):  # the proxy refused the tunnel: not the provider
+            return self._unreachable(alias, exc)
         if _is_protocol_violation(exc, in_head=in_head):
             reason = self._reason(exc)
             return upstream_error(
