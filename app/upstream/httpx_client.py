@@ -73,7 +73,7 @@ class HttpxResponse:
     def encodings(self) -> list[str]:
         if self._response.is_stream_consumed:  # built whole in memory (a MockTransport's): decoded already
             return []
-        return content_codings(self._response.headers.get_list("content-encoding", split_commas=True))
+        return content_codings(self._response.headers.get_list("content-encoding"))
 
     def aiter_raw(self) -> AsyncIterator[bytes]:
         if self._response.is_stream_consumed:
