@@ -124,7 +124,7 @@ def main() -> None:
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    gateway = [sys.executable, "-m", "app.cli", "serve", "--config", str(CONFIG), "--port", str(port)]
+    gateway = [sys.executable, "-m", "moa_gateway.cli", "serve", "--config", str(CONFIG), "--port", str(port)]
     with tempfile.TemporaryDirectory() as log_dir:
         env = {"MOA_LOG_LEVEL": "warning"}
         with server_process("gateway", gateway, f"{url}/readyz", Path(log_dir), env):

@@ -89,11 +89,11 @@ def cost_table(gateway_url: str, count: int) -> list[str]:
 
 
 def main() -> None:
-    from app.config import parse_config
-    from app.main import create_app
-    from app.settings import Settings
-    from app.sim.core import SimProfile
-    from app.sim.server import create_sim_app
+    from moa_gateway.config import parse_config
+    from moa_gateway.main import create_app
+    from moa_gateway.settings import Settings
+    from moa_gateway.sim.core import SimProfile
+    from moa_gateway.sim.server import create_sim_app
     from tests.support.servers import ServerThread
 
     parser = argparse.ArgumentParser(

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.sim.core import SimProfile
-from app.sim.server import create_sim_app
+from moa_gateway.sim.core import SimProfile
+from moa_gateway.sim.server import create_sim_app
 from tests.support.configs import SIM_KEY
 from tests.support.servers import ServerThread
 

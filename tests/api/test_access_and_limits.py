@@ -13,9 +13,9 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from app.config import GatewayConfig, parse_config
-from app.main import create_app
-from app.settings import Settings
+from moa_gateway.config import GatewayConfig, parse_config
+from moa_gateway.main import create_app
+from moa_gateway.settings import Settings
 from tests.support.configs import simulated_config, topology
 from tests.support.servers import ServerThread
 

@@ -12,8 +12,8 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.main import create_app
-from app.settings import Settings
+from moa_gateway.main import create_app
+from moa_gateway.settings import Settings
 from tests.support.configs import simulated_config
 from tests.support.servers import ServerThread
 

@@ -12,14 +12,14 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from app.config import GatewayConfig, parse_config
-from app.core.types import CallSpec
-from app.main import create_app
-from app.settings import Settings
-from app.telemetry.metrics import Metrics
-from app.telemetry.observer import TelemetryObserver
-from app.upstream.backend import UpstreamBackend
-from app.upstream.httpx_client import HttpxClient
+from moa_gateway.config import GatewayConfig, parse_config
+from moa_gateway.core.types import CallSpec
+from moa_gateway.main import create_app
+from moa_gateway.settings import Settings
+from moa_gateway.telemetry.metrics import Metrics
+from moa_gateway.telemetry.observer import TelemetryObserver
+from moa_gateway.upstream.backend import UpstreamBackend
+from moa_gateway.upstream.httpx_client import HttpxClient
 from tests.support.backend import complete, providers_of
 from tests.support.configs import simulated_config, topology
 from tests.support.metrics import Scrape

@@ -45,7 +45,7 @@ def free_port() -> int:
 
 def serve(config: Path, port: int, env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--config", str(config), "--port", str(port)],
+        [sys.executable, "-m", "moa_gateway.cli", "serve", "--config", str(config), "--port", str(port)],
         env={**os.environ, **env},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -170,7 +170,7 @@ def test_serve_refuses_a_public_address_without_gateway_keys(tmp_path: Path) -> 
     config.write_text(SLOW)
 
     process = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--config", str(config), "--host", "0.0.0.0"],
+        [sys.executable, "-m", "moa_gateway.cli", "serve", "--config", str(config), "--host", "0.0.0.0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from app.config import parse_config
-from app.main import create_app
-from app.settings import Settings
+from moa_gateway.config import parse_config
+from moa_gateway.main import create_app
+from moa_gateway.settings import Settings
 from tests.support.metrics import Scrape
 from tests.support.servers import HangingUpstream, ServerThread, hanging_moa_config, raw_chat_request
 

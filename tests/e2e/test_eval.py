@@ -17,12 +17,12 @@ from typing import Any
 import pytest
 import yaml
 
-from app.cli import build_parser, main
-from app.cli.eval import evaluate
-from app.config import parse_config
-from app.main import create_app
-from app.settings import Settings
-from app.telemetry.metrics import Metrics
+from moa_gateway.cli import build_parser, main
+from moa_gateway.cli.eval import evaluate
+from moa_gateway.config import parse_config
+from moa_gateway.main import create_app
+from moa_gateway.settings import Settings
+from moa_gateway.telemetry.metrics import Metrics
 from tests.support.metrics import Scrape
 from tests.support.servers import ServerThread
 

@@ -11,8 +11,8 @@ import openai
 import orjson
 import pytest
 
-from app.main import create_app
-from app.settings import Settings
+from moa_gateway.main import create_app
+from moa_gateway.settings import Settings
 from tests.support.servers import ServerThread
 from tests.support.showcase import showcase_config
 

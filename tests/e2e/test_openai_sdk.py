@@ -13,8 +13,8 @@ import httpx
 import openai
 import pytest
 
-from app.main import create_app
-from app.settings import Settings
+from moa_gateway.main import create_app
+from moa_gateway.settings import Settings
 from tests.support.configs import http_config
 from tests.support.metrics import Scrape
 from tests.support.servers import ServerThread

@@ -13,8 +13,8 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from pydantic import SecretStr
 
-from app.main import create_app
-from app.settings import Settings
+from moa_gateway.main import create_app
+from moa_gateway.settings import Settings
 from tests.support.servers import ServerThread
 from tests.support.showcase import showcase_config
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import httpx
 
-from app.config import parse_config
-from app.main import create_app
-from app.settings import Settings
+from moa_gateway.config import parse_config
+from moa_gateway.main import create_app
+from moa_gateway.settings import Settings
 from tests.support.configs import SIM_KEY
 from tests.support.metrics import Scrape
 from tests.support.servers import ServerThread

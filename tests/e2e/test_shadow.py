@@ -12,13 +12,13 @@ from typing import Any
 import httpx
 import pytest
 
-from app.config import GatewayConfig, parse_config
-from app.eval.shadow import after_response
-from app.main import create_app
-from app.runtime import open_runtime
-from app.settings import Settings
-from app.telemetry.metrics import Metrics
-from app.wire.requests import ChatCompletionRequest
+from moa_gateway.config import GatewayConfig, parse_config
+from moa_gateway.eval.shadow import after_response
+from moa_gateway.main import create_app
+from moa_gateway.runtime import open_runtime
+from moa_gateway.settings import Settings
+from moa_gateway.telemetry.metrics import Metrics
+from moa_gateway.wire.requests import ChatCompletionRequest
 from tests.support.metrics import Scrape
 from tests.support.servers import ServerThread
 

@@ -8,7 +8,7 @@ from typing import Any
 import openai
 import pytest
 
-from app.core.tokens import count_prompt_tokens
+from moa_gateway.core.tokens import count_prompt_tokens
 from tests.support.configs import SIM_KEY
 from tests.support.servers import ServerThread
 

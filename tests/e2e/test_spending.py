@@ -10,11 +10,11 @@ from typing import Any
 import httpx
 import pytest
 
-from app.config import parse_config
-from app.main import create_app
-from app.settings import Settings
-from app.sim.core import SimProfile
-from app.sim.server import create_sim_app
+from moa_gateway.config import parse_config
+from moa_gateway.main import create_app
+from moa_gateway.settings import Settings
+from moa_gateway.sim.core import SimProfile
+from moa_gateway.sim.server import create_sim_app
 from tests.support.configs import SIM_KEY
 from tests.support.metrics import Scrape
 from tests.support.recording import Recorder

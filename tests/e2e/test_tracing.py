@@ -15,13 +15,13 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from app.config import parse_config
-from app.main import create_app
-from app.settings import Settings
-from app.sim.core import SimProfile
-from app.sim.server import create_sim_app
-from app.telemetry.tracing import Tracing
-from app.telemetry.tracing_setup import tracing_wanted
+from moa_gateway.config import parse_config
+from moa_gateway.main import create_app
+from moa_gateway.settings import Settings
+from moa_gateway.sim.core import SimProfile
+from moa_gateway.sim.server import create_sim_app
+from moa_gateway.telemetry.tracing import Tracing
+from moa_gateway.telemetry.tracing_setup import tracing_wanted
 from tests.support.configs import SIM_KEY
 from tests.support.otlp import HeaderRecorder, OtlpReceiver
 from tests.support.servers import HangingUpstream, ServerThread, hanging_moa_config, raw_chat_request

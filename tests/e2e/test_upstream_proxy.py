@@ -15,9 +15,9 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request
 
-from app.config import parse_config
-from app.main import create_app
-from app.settings import Settings
+from moa_gateway.config import parse_config
+from moa_gateway.main import create_app
+from moa_gateway.settings import Settings
 from tests.support.metrics import Scrape
 from tests.support.servers import ServerThread
 

@@ -66,7 +66,7 @@ def gateway(tmp_path: Path) -> Iterator[Gateway]:
     env = {**os.environ, "MOA_LOG_FORMAT": "json", "MOA_SHUTDOWN_GRACE_S": "10"}
     env["MOA_MAX_CONCURRENT_REQUESTS"] = "3"
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    args = [sys.executable, "-m", "app.cli", "serve", "--config", str(config), "--port", str(port)]
+    args = [sys.executable, "-m", "moa_gateway.cli", "serve", "--config", str(config), "--port", str(port)]
     process = subprocess.Popen(
         [*args, "--workers", "2"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )

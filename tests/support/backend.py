@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 
-from app.config import GatewayConfig
-from app.core.ports import RetryBudget, RunContext
-from app.core.types import Answer, CallSpec, Delta
-from app.upstream.backend import UpstreamBackend
+from moa_gateway.config import GatewayConfig
+from moa_gateway.core.ports import RetryBudget, RunContext
+from moa_gateway.core.types import Answer, CallSpec, Delta
+from moa_gateway.upstream.backend import UpstreamBackend
 
 
 def providers_of(config: GatewayConfig) -> dict[str, str]:

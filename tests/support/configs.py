@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.config import GatewayConfig, parse_config
+from moa_gateway.config import GatewayConfig, parse_config
 
 SIM_KEY = "sk-sim-test-0123456789abcdef"
 PROPOSERS = ["alpha", "beta", "gamma"]

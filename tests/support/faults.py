@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.sim.core import FAULTS as SIMULATOR_FAULTS
+from moa_gateway.sim.core import FAULTS as SIMULATOR_FAULTS
 from tests.support.configs import SIM_KEY
 
 # Every simulator fault, and `refused` (nothing listens: a fault of the network, not the simulator).

@@ -10,8 +10,8 @@ from typing import Any
 
 import uvicorn
 
-from app.server import uvicorn_config
-from app.settings import Settings
+from moa_gateway.server import uvicorn_config
+from moa_gateway.settings import Settings
 
 
 class ServerThread:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.config import GatewayConfig, parse_config
+from moa_gateway.config import GatewayConfig, parse_config
 from tests.support.configs import SIM_KEY
 
 

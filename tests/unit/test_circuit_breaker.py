@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from app.config import CircuitBreakerConfig
-from app.upstream.circuit import CircuitBreaker
+from moa_gateway.config import CircuitBreakerConfig
+from moa_gateway.upstream.circuit import CircuitBreaker
 
 
 class Clock:

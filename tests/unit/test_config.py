@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from app.config import ConfigError, OpenAIProvider, load_config
+from moa_gateway.config import ConfigError, OpenAIProvider, load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -112,7 +112,7 @@ def test_unreadable_and_non_yaml_files_are_config_errors(tmp_path: Path) -> None
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "app.cli", *args],
+        [sys.executable, "-m", "moa_gateway.cli", *args],
         capture_output=True,
         text=True,
         cwd=ROOT,

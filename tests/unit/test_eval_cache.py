@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.config import parse_config
-from app.eval.answers import Answered
-from app.eval.cache import AnswerCache, cache_key, config_fingerprint
+from moa_gateway.config import parse_config
+from moa_gateway.eval.answers import Answered
+from moa_gateway.eval.cache import AnswerCache, cache_key, config_fingerprint
 
 ASK = [{"role": "user", "content": "hi"}]
 

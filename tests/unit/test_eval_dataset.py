@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from app.eval.dataset import DatasetError, EvalItem, load_dataset
+from moa_gateway.eval.dataset import DatasetError, EvalItem, load_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
 

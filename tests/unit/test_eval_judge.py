@@ -7,18 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from app.core.types import Message
-from app.eval.answers import Answered
-from app.eval.judge import (
+from moa_gateway.core.types import Message
+from moa_gateway.eval.answers import Answered
+from moa_gateway.eval.judge import (
     PromptFileError,
     candidate_score,
     load_prompt,
     parse_pairwise,
     parse_rating,
 )
-from app.eval.runner import judge_game
-from app.sim import core
-from app.sim.judge import PAIRWISE_MARKERS, SINGLE_MARKERS
+from moa_gateway.eval.runner import judge_game
+from moa_gateway.sim import core
+from moa_gateway.sim.judge import PAIRWISE_MARKERS, SINGLE_MARKERS
 
 FAST = core.SimProfile(ttft_ms=0, tokens_per_s=0)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.eval.stats import (
+from moa_gateway.eval.stats import (
     Outcome,
     bootstrap_mean,
     bootstrap_rates,

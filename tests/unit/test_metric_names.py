@@ -8,7 +8,7 @@ from pathlib import Path
 
 from prometheus_client.metrics_core import Metric
 
-from app.telemetry.metrics import Metrics
+from moa_gateway.telemetry.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 SUFFIXES = {"counter": ["_total"], "histogram": ["", "_bucket", "_sum", "_count"], "gauge": [""]}

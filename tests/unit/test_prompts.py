@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from app.core.prompts import DEFAULT_AGGREGATOR_PROMPT, inject_references
+from moa_gateway.core.prompts import DEFAULT_AGGREGATOR_PROMPT, inject_references
 
 CONVERSATION = [
     {"role": "user", "content": "What is 2+2?"},

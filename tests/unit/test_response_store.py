@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.service.response_store import MemoryResponseStore, StoredResponse, StoreLimits
+from moa_gateway.service.response_store import MemoryResponseStore, StoredResponse, StoreLimits
 
 
 class Clock:

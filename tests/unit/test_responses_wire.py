@@ -8,11 +8,11 @@ from typing import Any
 import orjson
 import pytest
 
-from app.core.failures import Failure
-from app.core.types import Answer, CallRecord, Delta, MoaResult, Usage
-from app.wire.responses import chat_request, input_messages, parse_responses_request
-from app.wire.responses_output import ResponseFrame
-from app.wire.responses_stream import ResponseStream
+from moa_gateway.core.failures import Failure
+from moa_gateway.core.types import Answer, CallRecord, Delta, MoaResult, Usage
+from moa_gateway.wire.responses import chat_request, input_messages, parse_responses_request
+from moa_gateway.wire.responses_output import ResponseFrame
+from moa_gateway.wire.responses_stream import ResponseStream
 
 
 def parse(**body: Any) -> Any:

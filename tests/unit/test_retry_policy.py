@@ -7,11 +7,11 @@ from email.utils import format_datetime
 
 import pytest
 
-from app.config import RetryPolicy
-from app.core.failures import Failure, FailureKind
-from app.core.ports import RetryBudget
-from app.upstream.failures import rejected_error, timeout_error, upstream_error
-from app.upstream.retry import is_retryable, parse_retry_after, retry_delay
+from moa_gateway.config import RetryPolicy
+from moa_gateway.core.failures import Failure, FailureKind
+from moa_gateway.core.ports import RetryBudget
+from moa_gateway.upstream.failures import rejected_error, timeout_error, upstream_error
+from moa_gateway.upstream.retry import is_retryable, parse_retry_after, retry_delay
 
 POLICY = RetryPolicy(max_attempts=5, base_delay_s=0.5, max_delay_s=3.0, retry_after_cap_s=2.0)
 

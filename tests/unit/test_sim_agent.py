@@ -14,8 +14,8 @@ import jsonschema
 import pydantic
 import pytest
 
-from app.core.tokens import count_tokens
-from app.sim import core, schema
+from moa_gateway.core.tokens import count_tokens
+from moa_gateway.sim import core, schema
 
 FAST = core.SimProfile(ttft_ms=0, tokens_per_s=0)
 ASK = [{"role": "user", "content": "What is the weather in Paris?"}]

@@ -8,12 +8,12 @@ from typing import Any
 import orjson
 import pytest
 
-from app.config import SimulatedProvider
-from app.core.failures import Failure, FailureKind
-from app.core.tokens import count_prompt_tokens, count_tokens
-from app.sim import core
-from app.sim.text import answer_text
-from app.upstream.providers.simulated import SimulatedTransport
+from moa_gateway.config import SimulatedProvider
+from moa_gateway.core.failures import Failure, FailureKind
+from moa_gateway.core.tokens import count_prompt_tokens, count_tokens
+from moa_gateway.sim import core
+from moa_gateway.sim.text import answer_text
+from moa_gateway.upstream.providers.simulated import SimulatedTransport
 
 FAST = core.SimProfile(ttft_ms=0, tokens_per_s=0)
 ASK = [{"role": "user", "content": "What is the capital of France?"}]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from app.core.prompts import DEFAULT_AGGREGATOR_PROMPT, inject_references
-from app.core.tokens import count_prompt_tokens, count_tokens
-from app.sim import core
+from moa_gateway.core.prompts import DEFAULT_AGGREGATOR_PROMPT, inject_references
+from moa_gateway.core.tokens import count_prompt_tokens, count_tokens
+from moa_gateway.sim import core
 
 FAST = core.SimProfile(ttft_ms=0, tokens_per_s=0)
 ASK = [{"role": "user", "content": "Why is the sky blue?"}]

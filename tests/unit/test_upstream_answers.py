@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from app.core.failures import Failure, FailureKind
-from app.upstream.answers import StreamedAnswer, completion_choices, reported_usage
+from moa_gateway.core.failures import Failure, FailureKind
+from moa_gateway.upstream.answers import StreamedAnswer, completion_choices, reported_usage
 
 
 def test_every_choice_of_a_completion_is_kept_in_index_order() -> None:

@@ -14,13 +14,13 @@ from typing import Any
 import httpx
 import pytest
 
-from app.config import parse_config
-from app.core.failures import Failure, FailureKind
-from app.core.types import Answer, CallSpec, Delta
-from app.telemetry.metrics import Metrics
-from app.telemetry.observer import TelemetryObserver
-from app.upstream.backend import UpstreamBackend
-from app.upstream.httpx_client import HttpxClient
+from moa_gateway.config import parse_config
+from moa_gateway.core.failures import Failure, FailureKind
+from moa_gateway.core.types import Answer, CallSpec, Delta
+from moa_gateway.telemetry.metrics import Metrics
+from moa_gateway.telemetry.observer import TelemetryObserver
+from moa_gateway.upstream.backend import UpstreamBackend
+from moa_gateway.upstream.httpx_client import HttpxClient
 from tests.support.backend import complete, providers_of, stream
 from tests.support.metrics import Scrape
 

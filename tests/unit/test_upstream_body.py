@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 import pytest
 
-from app.upstream.body import (
+from moa_gateway.upstream.body import (
     AnswerTooLargeError,
     BodyDecodingError,
     UpstreamLimits,
@@ -20,7 +20,7 @@ from app.upstream.body import (
     read_prefix,
     sse_events,
 )
-from app.upstream.httpx_client import HttpxResponse
+from moa_gateway.upstream.httpx_client import HttpxResponse
 
 LIMITS = UpstreamLimits(max_body_bytes=1024, max_event_bytes=64, max_stream_bytes=4096)
 

@@ -13,13 +13,13 @@ from typing import Any
 import httpx
 import pytest
 
-from app.config import GatewayConfig, parse_config
-from app.core.types import CallSpec
-from app.telemetry.metrics import Metrics
-from app.telemetry.observer import TelemetryObserver
-from app.upstream.backend import UpstreamBackend
-from app.upstream.httpx_client import HttpxClient
-from app.upstream.pool import ConnectionPool, PoolSize, pool_size
+from moa_gateway.config import GatewayConfig, parse_config
+from moa_gateway.core.types import CallSpec
+from moa_gateway.telemetry.metrics import Metrics
+from moa_gateway.telemetry.observer import TelemetryObserver
+from moa_gateway.upstream.backend import UpstreamBackend
+from moa_gateway.upstream.httpx_client import HttpxClient
+from moa_gateway.upstream.pool import ConnectionPool, PoolSize, pool_size
 from tests.support.backend import complete, providers_of
 from tests.support.metrics import Scrape
 

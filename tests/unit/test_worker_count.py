@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from app.cli import workers
-from app.settings import Settings
+from moa_gateway.cli import workers
+from moa_gateway.settings import Settings
 
 CPUS = len(os.sched_getaffinity(0))
 

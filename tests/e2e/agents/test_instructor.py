@@ -12,7 +12,7 @@ import pytest
 from openai import OpenAI
 from pydantic import BaseModel, field_validator
 
-from app.core.advice import ADVISE_INSTRUCTION
+from moa_gateway.core.advice import ADVISE_INSTRUCTION
 from tests.e2e.agents.conftest import PROPOSERS, AgentGateway
 
 ADVICE_ONLY = {"tools", "tool_choice", "parallel_tool_calls", "response_format"}

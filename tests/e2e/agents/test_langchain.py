@@ -14,7 +14,7 @@ from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
 from pydantic import BaseModel
 
-from app.core.advice import ADVISE_INSTRUCTION
+from moa_gateway.core.advice import ADVISE_INSTRUCTION
 from tests.e2e.agents.conftest import PROPOSERS, AgentGateway
 
 ADVICE_ONLY = {"tools", "tool_choice", "parallel_tool_calls", "response_format"}

@@ -14,7 +14,7 @@ import openai
 import pytest
 from pydantic import BaseModel
 
-from app.core.advice import ADVISE_INSTRUCTION
+from moa_gateway.core.advice import ADVISE_INSTRUCTION
 from tests.e2e.agents.conftest import PROPOSERS, WEATHER_TOOL, AgentGateway
 from tests.support.metrics import Scrape
 

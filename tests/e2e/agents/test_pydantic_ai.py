@@ -15,7 +15,7 @@ from pydantic_ai.messages import ToolCallPart, ToolReturnPart
 from pydantic_ai.models.openai import OpenAIChatModel
 from pydantic_ai.providers.openai import OpenAIProvider
 
-from app.core.advice import ADVISE_INSTRUCTION
+from moa_gateway.core.advice import ADVISE_INSTRUCTION
 from tests.e2e.agents.conftest import PROPOSERS, AgentGateway
 
 ADVICE_ONLY = {"tools", "tool_choice", "parallel_tool_calls", "response_format"}

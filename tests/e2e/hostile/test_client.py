@@ -16,8 +16,8 @@ import orjson
 import pytest
 from pydantic import SecretStr
 
-from app.main import create_app
-from app.settings import Settings
+from moa_gateway.main import create_app
+from moa_gateway.settings import Settings
 from tests.support.configs import simulated_config
 from tests.support.metrics import Scrape
 from tests.support.servers import ServerThread
@@ -253,7 +253,7 @@ def test_a_client_that_hangs_up_is_recorded_as_499(
     # Proposers take 30 s: only the client leaving ends these requests.
     config = simulated_config(ttft_ms=30_000)
     settings = Settings(body_timeout_s=5, sse_keepalive_s=0.05)
-    caplog.set_level(logging.INFO, logger="app.api.middleware.request_metrics")
+    caplog.set_level(logging.INFO, logger="moa_gateway.api.middleware.request_metrics")
     with ServerThread(create_app(settings, config), settings=settings) as gateway:
         with socket.create_connection(("127.0.0.1", gateway.port)) as sock:
             sock.sendall(request_bytes)

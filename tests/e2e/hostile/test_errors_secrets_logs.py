@@ -19,12 +19,12 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from app.config import parse_config
-from app.main import create_app
-from app.service.chat import ChatService
-from app.settings import Settings
-from app.telemetry.logs import JsonFormatter, TextFormatter
-from app.upstream.secrets import redact
+from moa_gateway.config import parse_config
+from moa_gateway.main import create_app
+from moa_gateway.service.chat import ChatService
+from moa_gateway.settings import Settings
+from moa_gateway.telemetry.logs import JsonFormatter, TextFormatter
+from moa_gateway.upstream.secrets import redact
 from tests.support.configs import simulated_config
 from tests.support.servers import ServerThread
 
@@ -185,7 +185,7 @@ def test_client_and_upstream_values_cannot_forge_or_flood_log_lines(
     )
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--config", str(config), "--port", str(port)],
+        [sys.executable, "-m", "moa_gateway.cli", "serve", "--config", str(config), "--port", str(port)],
         env={**os.environ, "MOA_LOG_FORMAT": log_format, "MOA_LOG_LEVEL": "debug"},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -224,7 +224,7 @@ def test_client_and_upstream_values_cannot_forge_or_flood_log_lines(
 
 
 def make_record(message: str, args: tuple[Any, ...] = (), **fields: Any) -> logging.LogRecord:
-    record = logging.LogRecord("app.test", logging.INFO, __file__, 1, message, args, None)
+    record = logging.LogRecord("moa_gateway.test", logging.INFO, __file__, 1, message, args, None)
     record.request_id = "r1"
     if fields:
         record.fields = fields

@@ -18,9 +18,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.config import parse_config
-from app.main import create_app
-from app.settings import Settings
+from moa_gateway.config import parse_config
+from moa_gateway.main import create_app
+from moa_gateway.settings import Settings
 from tests.e2e.hostile.raw_upstream import RawUpstream, head, post_within, raw
 from tests.support.metrics import Scrape
 from tests.support.servers import ServerThread

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 
 import pytest
 
-from app.config import parse_config
-from app.main import create_app
-from app.settings import Settings
-from app.sim.core import SimProfile
-from app.sim.server import create_sim_app
+from moa_gateway.config import parse_config
+from moa_gateway.main import create_app
+from moa_gateway.settings import Settings
+from moa_gateway.sim.core import SimProfile
+from moa_gateway.sim.server import create_sim_app
 from tests.support.configs import PROPOSERS, SIM_KEY, topology
 from tests.support.recording import Recorder
 from tests.support.servers import ServerThread

@@ -21,9 +21,9 @@ import redis
 from openai.types.responses import ResponseCompletedEvent
 from pydantic import SecretStr
 
-from app.config import parse_config
-from app.main import create_app
-from app.settings import Settings
+from moa_gateway.config import parse_config
+from moa_gateway.main import create_app
+from moa_gateway.settings import Settings
 from tests.e2e.responses.conftest import responses_config
 from tests.support.recording import Recorder
 from tests.support.servers import ServerThread
@@ -64,7 +64,7 @@ def redis_url() -> Iterator[str]:
 def _serve(config: Path, store: str) -> tuple[subprocess.Popen[str], str]:
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--config", str(config), "--port", str(port)],
+        [sys.executable, "-m", "moa_gateway.cli", "serve", "--config", str(config), "--port", str(port)],
         env={**os.environ, "MOA_RESPONSES_STORE": store, "MOA_RESPONSES_STORE_TTL_S": "60"},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.core.advice import ADVISE_INSTRUCTION, advisory_messages, cut_middle, text_only
-from app.core.prompts import final_answer, inject_references
+from moa_gateway.core.advice import ADVISE_INSTRUCTION, advisory_messages, cut_middle, text_only
+from moa_gateway.core.prompts import final_answer, inject_references
 
 CONVERSATION: list[dict[str, Any]] = [
     {"role": "system", "content": "You are a travel agent."},

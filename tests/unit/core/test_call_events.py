@@ -9,13 +9,13 @@ from dataclasses import replace
 
 import pytest
 
-from app.config.topology import catalogue_of
-from app.core.events import CallDelta, CallFinished, CallStarted, Event, RunFailed, RunFinished
-from app.core.failures import Failure, FailureKind
-from app.core.plan import Plan, TopologyOverride, make_plan
-from app.core.ports import RetryBudget, RunContext
-from app.core.runner import Runner, RunOptions
-from app.core.types import Answer, CallSpec, Delta, RunInput, Usage
+from moa_gateway.config.topology import catalogue_of
+from moa_gateway.core.events import CallDelta, CallFinished, CallStarted, Event, RunFailed, RunFinished
+from moa_gateway.core.failures import Failure, FailureKind
+from moa_gateway.core.plan import Plan, TopologyOverride, make_plan
+from moa_gateway.core.ports import RetryBudget, RunContext
+from moa_gateway.core.runner import Runner, RunOptions
+from moa_gateway.core.types import Answer, CallSpec, Delta, RunInput, Usage
 from tests.support.configs import simulated_config
 
 QUESTION = [{"role": "user", "content": "Name a prime."}]

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from app.config.topology import catalogue_of
-from app.core.events import (
+from moa_gateway.config.topology import catalogue_of
+from moa_gateway.core.events import (
     CallDelta,
     CallFinished,
     Event,
@@ -21,12 +21,12 @@ from app.core.events import (
     RunFinished,
     RunStarted,
 )
-from app.core.failures import Failure, FailureKind
-from app.core.plan import Plan, TopologyOverride, make_plan
-from app.core.ports import RetryBudget, RunContext
-from app.core.prompts import DEFAULT_AGGREGATOR_PROMPT
-from app.core.runner import Runner, RunOptions, collect
-from app.core.types import Answer, CallSpec, Delta, MoaResult, RunInput, Usage
+from moa_gateway.core.failures import Failure, FailureKind
+from moa_gateway.core.plan import Plan, TopologyOverride, make_plan
+from moa_gateway.core.ports import RetryBudget, RunContext
+from moa_gateway.core.prompts import DEFAULT_AGGREGATOR_PROMPT
+from moa_gateway.core.runner import Runner, RunOptions, collect
+from moa_gateway.core.types import Answer, CallSpec, Delta, MoaResult, RunInput, Usage
 from tests.support.configs import simulated_config
 
 QUESTION = [{"role": "user", "content": "Name a prime."}]

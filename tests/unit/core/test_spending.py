@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from app.core.aggregation import rounds, selected
-from app.core.agreement import agreement
-from app.core.budget import fit_budget
-from app.core.failures import Failure, FailureKind
-from app.core.fitting import fit_references
-from app.core.plan import Catalogue, LayerPlan, ModelEntry
+from moa_gateway.core.aggregation import rounds, selected
+from moa_gateway.core.agreement import agreement
+from moa_gateway.core.budget import fit_budget
+from moa_gateway.core.failures import Failure, FailureKind
+from moa_gateway.core.fitting import fit_references
+from moa_gateway.core.plan import Catalogue, LayerPlan, ModelEntry
 
 ASK = [{"role": "user", "content": "What is the capital of France?"}]
 

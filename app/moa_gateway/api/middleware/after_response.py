@@ -1,0 +1,42 @@
+"""Chat completions: background work a request asked for (its shadow evaluation) starts only once the
+response's last byte has been sent, and only if the request succeeded; and the count of chat requests
+in flight, by which such work is shed first when the gateway is busy."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from moa_gateway.api.middleware.responses import StatusNoted
+from moa_gateway.api.record import record_of
+from moa_gateway.core.types import MoaResult
+from moa_gateway.eval.shadow import after_response
+from moa_gateway.runtime import Lifecycle
+
+
+class AfterResponseMiddleware:
+    def __init__(self, app: ASGIApp, lifecycle: Lifecycle, paths: Collection[str]) -> None:
+        self.app = app
+        self.lifecycle = lifecycle
+        self.paths = frozenset(paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] not in self.paths:
+            await self.app(scope, receive, send)
+            return
+        deferred: list[Callable[[MoaResult], None]] = []
+        sent = StatusNoted(send)
+
+        token = after_response.set(deferred)
+        self.lifecycle.chat_in_flight += 1
+        try:
+            await self.app(scope, receive, sent)
+        finally:
+            self.lifecycle.chat_in_flight -= 1
+            after_response.reset(token)
+        record = record_of(scope)
+        # Not for a failure, nor a stream that failed after its 200 (`record.status`): nothing to compare.
+        if deferred and record.result is not None and (record.status or sent.code) == 200:
+            for start in deferred:
+                start(record.result)

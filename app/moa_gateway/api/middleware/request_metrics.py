@@ -1,0 +1,73 @@
+"""Counts, times and logs each request to an answering endpoint (chat completions, responses,
+completions) to its last byte, streams included."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Collection
+from typing import Any
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from moa_gateway.api.middleware.responses import StatusNoted
+from moa_gateway.api.record import RequestRecord, record_of
+from moa_gateway.telemetry.logs import fields_text
+from moa_gateway.telemetry.metrics import Metrics
+
+logger = logging.getLogger(__name__)
+
+
+class ChatMetricsMiddleware:
+    """Records what the route and the guards left in the request's record (model, stream, result, and
+    the status to record when it is not the one sent)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, paths: Collection[str]) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.paths = frozenset(paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] not in self.paths:
+            await self.app(scope, receive, send)
+            return
+        record = record_of(scope)
+        sent = StatusNoted(send)
+
+        self.metrics.requests_in_flight.inc()
+        try:
+            await self.app(scope, receive, sent)
+        finally:
+            self.metrics.requests_in_flight.dec()
+            self._record(record, record.status or sent.code, time.perf_counter() - record.started)
+
+    def _record(self, record: RequestRecord, status: int, duration_s: float) -> None:
+        model = record.model
+        self.metrics.requests.labels(model, str(status)).inc()
+        self.metrics.request_duration.labels(model, "true" if record.stream else "false").observe(duration_s)
+        result = record.result
+        fields: dict[str, Any] = {
+            "event": "request",
+            "model": model,
+            "stream": record.stream,
+            "status": status,
+            "latency_ms": round(duration_s * 1000, 1),
+        }
+        if result is not None:
+            self.metrics.overhead.labels(model).observe(max(0.0, duration_s - result.upstream_wait_s))
+            self.metrics.request_cost.labels(model).observe(result.cost_usd)
+            for dropped in result.dropped:
+                self.metrics.proposers_dropped.labels(model, dropped).inc()
+            if result.early_exit is not None and result.early_exit["skipped"] is not None:
+                self.metrics.early_exits.labels(model, result.early_exit["skipped"]).inc()
+                self.metrics.calls_saved.labels(model).inc(result.calls_saved)
+            usage = result.usage
+            fields |= {
+                "upstream_calls": len(result.calls),
+                "dropped_proposers": len(result.dropped),
+                "prompt_tokens": usage.prompt_tokens,
+                "completion_tokens": usage.completion_tokens,
+                "cost_usd": round(result.cost_usd, 10),
+            }
+        if logger.isEnabledFor(logging.INFO):
+            logger.info("%s", fields_text(fields), extra={"fields": fields})

@@ -1,0 +1,28 @@
+"""POST /v1/embeddings: forwarded to a model alias's provider, with its usage and cost recorded."""
+
+from __future__ import annotations
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from moa_gateway.api.deps import runtime_of
+from moa_gateway.api.streaming import json_body
+from moa_gateway.wire.requests import EmbeddingsRequest, parse_embeddings_request
+
+router = APIRouter()
+_SCHEMA = json_body(EmbeddingsRequest)
+
+
+@router.post("/v1/embeddings", openapi_extra=_SCHEMA)
+async def embeddings(request: Request) -> Response:
+    """Create embeddings with a model alias (a pipeline id is a 400)."""
+    runtime = runtime_of(request)
+    parsed = parse_embeddings_request(await request.body())
+    payload, call = await runtime.embeddings.embed(parsed)
+    payload["model"] = parsed.model  # the alias the client named, as chat completions answer
+    return Response(
+        orjson.dumps(payload),
+        media_type="application/json",
+        headers={"x-moa-cost-usd": f"{round(call.cost_usd, 10):.10f}"},
+    )

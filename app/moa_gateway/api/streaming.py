@@ -1,0 +1,58 @@
+"""What every route's streamed answer shares: the wait before it commits to its 200 (something its
+client sees, an answer delta, the end of the run or its failure, or one keep-alive interval, so a fast
+failure keeps its status), and the event-stream response itself. Also the OpenAPI note of a JSON body."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any
+
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
+
+from moa_gateway.core.events import Event, FinalDelta, RunFailed, RunFinished
+from moa_gateway.wire import sse
+
+ClientEvent = (FinalDelta, RunFinished, RunFailed)  # the events an answer's client sees
+Batches = AsyncGenerator[list[Event] | sse.KeepAlive, None]
+
+
+async def committed(
+    batches: Batches, *, commit_on: tuple[type, ...] = ClientEvent, keep_inner: bool = False
+) -> tuple[list[Event] | sse.KeepAlive, Batches]:
+    """The first batch worth a 200 (one holding a `commit_on` event, or a keep-alive) and the batches
+    after it; raises the run's Failure if it failed before anything was sent. The run's inner events
+    (layers, calls) before it are dropped, or with `keep_inner` put in front of it."""
+    held: list[Event] = []
+    first = await anext(batches)
+    while isinstance(first, list) and not any(isinstance(e, commit_on) for e in first):
+        if keep_inner:
+            held += first
+        first = await anext(batches)
+    if held:
+        first = held + first if isinstance(first, list) else held
+    if isinstance(first, list):
+        seen = next((e for e in first if isinstance(e, ClientEvent)), None)
+        if isinstance(seen, RunFailed):
+            await batches.aclose()
+            raise seen.failure
+    return first, batches
+
+
+def event_stream(frames: AsyncIterator[bytes]) -> StreamingResponse:
+    """A `text/event-stream` response, uncached and unbuffered by proxies."""
+    return StreamingResponse(
+        frames,
+        media_type="text/event-stream",
+        headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+    )
+
+
+def json_body(model: type[BaseModel]) -> dict[str, Any]:
+    """`openapi_extra` for a route that reads its JSON body itself: the body's schema, for /docs."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": model.model_json_schema()}},
+        }
+    }

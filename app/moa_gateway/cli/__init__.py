@@ -1,0 +1,48 @@
+"""`moa-gateway serve | check-config | hash-key | simulate | eval`."""
+
+from __future__ import annotations
+
+import argparse
+
+from moa_gateway.cli import check_config, hash_key, serve, simulate
+from moa_gateway.cli import eval as eval_command
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="moa-gateway", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serving = commands.add_parser("serve", help="serve the gateway")
+    serving.add_argument("--config", help="YAML config (default: $MOA_CONFIG or config/moa.yaml)")
+    serving.add_argument("--host", help="address to listen on (default: $MOA_HOST or 127.0.0.1)")
+    serving.add_argument("--port", type=int, help="port (default: $MOA_PORT or 8000)")
+    serving.add_argument(
+        "--workers",
+        help="worker processes, or `auto` for one per CPU (default: $MOA_WORKERS, $WEB_CONCURRENCY or 1)",
+    )
+    serving.set_defaults(run=serve.run)
+
+    check = commands.add_parser("check-config", help="validate a config file and exit")
+    check.add_argument("path")
+    check.set_defaults(run=check_config.run)
+
+    simulating = commands.add_parser("simulate", help="serve simulated OpenAI-compatible models")
+    simulating.add_argument("--host", default="127.0.0.1")
+    simulating.add_argument("--port", type=int, default=9000)
+    simulating.add_argument("--ttft-ms", type=float, default=150.0, help="time to first token")
+    simulating.add_argument("--tokens-per-s", type=float, default=200.0, help="token rate (0: instant)")
+    simulating.add_argument("--api-key", help="require this bearer key")
+    simulating.add_argument("--log-level", default="warning")
+    simulating.set_defaults(run=simulate.run)
+
+    hashing = commands.add_parser("hash-key", help="print the SHA-256 of a gateway key read from stdin")
+    hashing.set_defaults(run=hash_key.run)
+
+    eval_command.add_parser(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    code: int = args.run(args)
+    return code

@@ -1,0 +1,67 @@
+"""The interfaces the core needs from outside, implemented by adapters (upstream, telemetry) and fakes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from typing import Protocol
+
+from moa_gateway.core.failures import Failure
+from moa_gateway.core.types import Answer, CallSpec, Delta
+
+
+class RetryBudget:
+    """Retries one run may spend across all its calls, so a fan-out cannot multiply a storm."""
+
+    def __init__(self, retries: int) -> None:
+        self.left = retries
+
+    def take(self) -> bool:
+        if self.left <= 0:
+            return False
+        self.left -= 1
+        return True
+
+
+@dataclass
+class RunContext:
+    """Per-run state the backend needs with every call."""
+
+    retry_budget: RetryBudget
+
+
+class ChatBackend(Protocol):
+    """Makes upstream calls; app/moa_gateway/upstream implements it, tests fake it."""
+
+    def admit(self, model: str) -> bool:
+        """False while the model's circuit breaker is open: the runner skips it if it can."""
+        ...
+
+    def call(
+        self, spec: CallSpec, context: RunContext, *, stream: bool
+    ) -> AsyncGenerator[Delta | Answer, None]:
+        """Deltas as they arrive (only when `stream`), then exactly one Answer; raises Failure."""
+        ...
+
+
+class CallObserver(Protocol):
+    """Told of every upstream call's start, end, retry and circuit change: metrics, logs, traces."""
+
+    def call_started(self, spec: CallSpec) -> None:
+        """The call is about to be sent (once, however often it is retried); one of call_succeeded,
+        call_failed or call_cancelled follows."""
+        ...
+
+    def call_succeeded(self, spec: CallSpec, duration_s: float, answer: Answer) -> None: ...
+
+    def call_failed(self, spec: CallSpec, duration_s: float, failure: Failure) -> None: ...
+
+    def call_cancelled(self, spec: CallSpec, duration_s: float) -> None: ...
+
+    def call_refused(self, spec: CallSpec, failure: Failure) -> None:
+        """The call was not made: the request could not be sent (the client's fault)."""
+        ...
+
+    def call_retried(self, spec: CallSpec, failure: Failure, attempt: int, delay_s: float) -> None: ...
+
+    def circuit_changed(self, model: str, state: str) -> None: ...

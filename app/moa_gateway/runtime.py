@@ -1,0 +1,134 @@
+"""The composition root: settings and config in, an upstream backend, a MoA runner and the chat
+service out, with telemetry wired in. Shared by the HTTP app and anything else that runs pipelines."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing, asynccontextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from moa_gateway.config import GatewayConfig
+from moa_gateway.config.topology import catalogue_of
+from moa_gateway.core.plan import OverrideLimits
+from moa_gateway.core.ports import CallObserver
+from moa_gateway.core.runner import Runner
+from moa_gateway.core.types import Role
+from moa_gateway.eval.shadow import ShadowEvaluator, shadow_evaluator
+from moa_gateway.service.chat import ChatLimits, ChatService
+from moa_gateway.service.embeddings import EmbeddingsService
+from moa_gateway.service.response_store import StoreLimits, response_store
+from moa_gateway.service.responses import ResponsesService
+from moa_gateway.service.roles import RoleTagged
+from moa_gateway.settings import Settings
+from moa_gateway.telemetry.metrics import Metrics
+from moa_gateway.telemetry.observer import TelemetryObserver
+from moa_gateway.upstream.backend import UpstreamBackend
+from moa_gateway.upstream.body import UpstreamLimits
+from moa_gateway.upstream.client import UpstreamClient, upstream_client
+from moa_gateway.upstream.pool import ConnectionPool, pool_size
+
+if TYPE_CHECKING:
+    from moa_gateway.telemetry.tracing import Tracing
+
+
+@dataclass
+class Lifecycle:
+    """Set `draining` when shutdown begins: new requests get 503 so a load balancer moves on."""
+
+    draining: bool = False
+    chat_in_flight: int = (
+        0  # chat requests being served (app/moa_gateway/api/middleware/after_response.py counts)
+    )
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    config: GatewayConfig
+    metrics: Metrics
+    client: UpstreamClient
+    backend: UpstreamBackend
+    chat: ChatService
+    embeddings: EmbeddingsService
+    lifecycle: Lifecycle
+    started_at: int = field(default_factory=lambda: int(time.time()))
+    chat_as: Callable[[Role], ChatService] = field(kw_only=True)  # one whose calls count under that role
+    responses: ResponsesService = field(kw_only=True)  # /v1/responses: chat runs and the response store
+    shadow: ShadowEvaluator | None = None  # pipelines' shadow evaluation of live traffic, if configured
+
+
+@asynccontextmanager
+async def open_runtime(
+    settings: Settings,
+    config: GatewayConfig,
+    metrics: Metrics,
+    lifecycle: Lifecycle | None = None,
+    *,
+    tracing: Tracing | None = None,
+) -> AsyncIterator[Runtime]:
+    """Everything a request needs, for as long as the context is open (the upstream client with it)."""
+    pool = ConnectionPool(
+        pool_size(
+            config,
+            max_concurrent_requests=settings.max_concurrent_requests,
+            max_proposers=settings.max_proposers,
+            total=settings.upstream_max_connections,
+        ),
+        metrics,
+    )
+    async with aclosing(upstream_client(settings, pool.size.total)) as client:
+        observer: CallObserver = TelemetryObserver(
+            metrics, {alias: m.provider for alias, m in config.models.items()}
+        )
+        if tracing is not None:  # imported only when on: OpenTelemetry is an optional extra
+            from moa_gateway.telemetry.trace_observer import TracingObserver, call_targets
+
+            observer = TracingObserver(observer, tracing, call_targets(config))
+        backend = UpstreamBackend(config, client, observer, UpstreamLimits.from_settings(settings), pool)
+        catalogue = catalogue_of(config)
+        limits = ChatLimits(
+            settings.max_messages,
+            OverrideLimits(settings.max_layers, settings.max_proposers),
+            settings.retry_budget,
+            settings.tool_result_chars,
+        )
+        lifecycle = lifecycle or Lifecycle()
+
+        def chat_as(role: Role) -> ChatService:
+            return ChatService(Runner(RoleTagged(backend, role), catalogue), catalogue, limits)
+
+        busy_at = max(1, settings.max_concurrent_requests * 3 // 4)  # shadow work is shed from here on
+
+        def shadow_refusal() -> str | None:
+            if lifecycle.draining:
+                return "shutdown"
+            return "load" if lifecycle.chat_in_flight >= busy_at else None
+
+        shadow = shadow_evaluator(config, chat_as, metrics, shadow_refusal)
+        chat = ChatService(
+            Runner(backend, catalogue), catalogue, limits, after_prepare=shadow.offer if shadow else None
+        )
+        embeddings = EmbeddingsService(backend, catalogue, settings.retry_budget)
+        store = response_store(
+            settings.responses_store.get_secret_value(), StoreLimits.from_settings(settings)
+        )
+        try:
+            yield Runtime(
+                settings,
+                config,
+                metrics,
+                client,
+                backend,
+                chat,
+                embeddings,
+                lifecycle,
+                chat_as=chat_as,
+                shadow=shadow,
+                responses=ResponsesService(chat, store),
+            )
+        finally:
+            await store.close()
+            if shadow is not None:  # before the upstream client closes under it
+                await shadow.close()

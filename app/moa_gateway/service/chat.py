@@ -1,0 +1,107 @@
+"""Chat completion as a use case: check a request against the limits, plan it, run it as events or to
+its result. No HTTP here: the routes frame what this returns."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass, field
+
+from moa_gateway.core.advice import advisory_messages
+from moa_gateway.core.events import Event
+from moa_gateway.core.failures import Failure, FailureKind
+from moa_gateway.core.plan import Catalogue, OverrideLimits, Plan, TopologyOverride, make_plan
+from moa_gateway.core.ports import RetryBudget, RunContext
+from moa_gateway.core.runner import Runner, RunOptions, collect
+from moa_gateway.core.types import MoaResult, RunInput
+from moa_gateway.service.schema_check import schema_checker
+from moa_gateway.wire.requests import ChatCompletionRequest
+
+
+@dataclass(frozen=True)
+class ChatLimits:
+    max_messages: int = 1000
+    overrides: OverrideLimits = field(default_factory=OverrideLimits)
+    retry_budget: int = 4
+    tool_result_chars: int = 4000  # a tool result longer than this reaches proposers cut in the middle
+
+
+@dataclass(frozen=True)
+class ChatRun:
+    """A checked, planned chat completion, ready to run."""
+
+    plan: Plan
+    input: RunInput
+    stream: bool
+    choices: int  # the client's `n`
+    include_usage: bool
+    include_proposals: bool
+    stream_events: bool = False  # `moa.stream_events`: the run's layer and call events go out live too
+
+
+class ChatService:
+    def __init__(
+        self,
+        runner: Runner,
+        catalogue: Catalogue,
+        limits: ChatLimits,
+        after_prepare: Callable[[ChatCompletionRequest, ChatRun], None] | None = None,
+    ) -> None:
+        self._runner = runner
+        self._catalogue = catalogue
+        self._limits = limits
+        self._after_prepare = after_prepare  # told of every prepared run: the shadow evaluation samples them
+
+    def prepare(self, request: ChatCompletionRequest) -> ChatRun:
+        """Raises Failure: 400 over a limit or for a bad override, 404 for an unknown model."""
+        if len(request.messages) > self._limits.max_messages:
+            raise Failure(
+                FailureKind.INVALID_REQUEST,
+                f"messages: at most {self._limits.max_messages} messages",
+                param="messages",
+            )
+        options = request.moa
+        if options.stream_events and not request.stream:
+            raise Failure(
+                FailureKind.INVALID_REQUEST,
+                "moa.stream_events: live events need `stream: true`",
+                param="moa.stream_events",
+            )
+        override = None
+        if options.layers is not None or options.aggregator is not None:
+            override = TopologyOverride(options.layers, options.aggregator)
+        plan = make_plan(self._catalogue, request.model, override, self._limits.overrides)
+        schema = request.json_schema()
+        messages = request.message_dicts()
+        run_input = RunInput(
+            messages,
+            request.final_params(),
+            advisory_messages(
+                messages, tools_offered=request.tools_offered, result_chars=self._limits.tool_result_chars
+            ),
+            request.proposer_params(),
+            tools_forced=request.tools_forced,
+            check_answer=None if schema is None else schema_checker(schema),
+            max_cost_usd=options.max_cost_usd,
+        )
+        run = ChatRun(
+            plan,
+            run_input,
+            bool(request.stream),
+            request.n or 1,
+            request.include_usage,
+            options.include_proposals,
+            stream_events=options.stream_events,
+        )
+        if self._after_prepare is not None:
+            self._after_prepare(request, run)
+        return run
+
+    def events(self, run: ChatRun, *, proposer_deltas: bool = False) -> AsyncGenerator[Event, None]:
+        """The run's events; the final answer's deltas come as events when the run is streamed."""
+        context = RunContext(RetryBudget(self._limits.retry_budget))
+        options = RunOptions(stream=run.stream, proposer_deltas=proposer_deltas)
+        return self._runner.events(run.plan, run.input, context, options)
+
+    async def complete(self, run: ChatRun) -> MoaResult:
+        """The run's result (the JSON answer is the events collected); raises its Failure."""
+        return await collect(self.events(run))

@@ -1,0 +1,78 @@
+"""The Responses API as a use case on top of chat completion: a request's history (from a stored
+response, for `previous_response_id`) and input become one chat run; a finished response is stored for
+retrieval and continuation. No HTTP here, and no second MoA run: the chat service runs it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+
+from moa_gateway.core.events import Event
+from moa_gateway.core.failures import Failure, FailureKind
+from moa_gateway.core.plan import quoted
+from moa_gateway.core.types import Message, MoaResult
+from moa_gateway.service.chat import ChatRun, ChatService
+from moa_gateway.service.response_store import ResponseStore, StoredResponse
+from moa_gateway.wire.responses import ResponsesRequest, chat_request, input_messages, instructions_message
+from moa_gateway.wire.responses_output import OutputItem, ResponseFrame, assistant_turn
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ResponsesRun:
+    chat: ChatRun
+    frame: ResponseFrame
+    conversation: list[Message]  # history and input, without instructions: what a continuation replays
+    store: bool
+
+
+class ResponsesService:
+    def __init__(self, chat: ChatService, store: ResponseStore) -> None:
+        self._chat = chat
+        self._store = store
+
+    async def prepare(self, request: ResponsesRequest) -> ResponsesRun:
+        """Raises Failure: 400 for a bad request, 404 for an unknown model or previous response."""
+        history: list[Message] = []
+        if request.previous_response_id is not None:
+            previous = await self._store.get(request.previous_response_id)
+            if previous is None:
+                raise not_found(request.previous_response_id, param="previous_response_id")
+            history = previous.conversation
+        conversation = history + input_messages(request)
+        run = self._chat.prepare(chat_request(request, instructions_message(request) + conversation))
+        return ResponsesRun(run, ResponseFrame.of(request), conversation, request.stores)
+
+    def events(self, run: ResponsesRun) -> AsyncGenerator[Event, None]:
+        return self._chat.events(run.chat)
+
+    async def complete(self, run: ResponsesRun) -> MoaResult:
+        return await self._chat.complete(run.chat)
+
+    async def save(self, run: ResponsesRun, response: dict[str, object], output: list[OutputItem]) -> None:
+        """Keep a finished response (if the client asked to store it) with the conversation so far. A
+        store that fails loses the entry, not the answer: the client has it already or is about to."""
+        if not run.store:
+            return
+        entry = StoredResponse(run.frame.id, dict(response), [*run.conversation, assistant_turn(output)])
+        try:
+            await self._store.put(entry)
+        except Failure as exc:
+            logger.warning("response %s not stored: %s", run.frame.id, exc.message)
+
+    async def retrieve(self, response_id: str) -> dict[str, object]:
+        stored = await self._store.get(response_id)
+        if stored is None:
+            raise not_found(response_id)
+        return stored.response
+
+    async def delete(self, response_id: str) -> None:
+        if not await self._store.delete(response_id):
+            raise not_found(response_id)
+
+
+def not_found(response_id: str, param: str | None = None) -> Failure:
+    """OpenAI's 404 for a response id that names nothing stored (never stored, deleted or evicted)."""
+    return Failure(FailureKind.NOT_FOUND, f"Response with id {quoted(response_id)} not found.", param=param)

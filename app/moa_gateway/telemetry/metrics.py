@@ -1,0 +1,234 @@
+"""Every Prometheus metric of the gateway, in one place, on a registry of the app's own.
+
+Labels come only from config names (model aliases, pipeline ids, provider names) and fixed vocabularies
+(role, outcome, kind, status), never from request text: an unknown model id is labelled `unknown`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+    multiprocess,
+)
+
+from moa_gateway.core.types import Role, Usage
+
+# OpenTelemetry GenAI semantic conventions: gen_ai.client.operation.duration (0.01 s doubling to 81.92 s)
+# and gen_ai.server.time_to_first_token.
+DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
+TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
+# The gateway's own time per request is sub-millisecond to milliseconds.
+# USD per request: a fraction of a cent for small models up to dollars for long, large MoA runs.
+COST_BUCKETS = (0.00001, 0.00003, 0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
+OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+# Waiting for an upstream connection: none at all (under 0.1 ms) up to a queue of many seconds.
+CONNECTION_WAIT_BUCKETS = (0.0001, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+UNKNOWN_MODEL = "unknown"
+
+disable_created_metrics()  # type: ignore[no-untyped-call]  # the `_created` series double every scrape for no use here
+
+
+class _Children:
+    """A labelled metric's children, kept by label values: `labels()` validates and locks on every call,
+    which adds up at five per upstream call. Our label sets are bounded (config names, fixed words)."""
+
+    def __init__(self, metric: Any) -> None:
+        self._metric = metric
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def __call__(self, *values: str) -> Any:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self._metric.labels(*values)
+        return child
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        r = self.registry
+        # Set by `serve --workers N` before prometheus_client is imported in a worker (app/moa_gateway/cli/workers.py).
+        self._multiproc_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+        self.requests = Counter(
+            "moa_requests",
+            "Chat completion requests, by model id and HTTP status",
+            ["model", "status"],
+            registry=r,
+        )
+        self.request_duration = Histogram(
+            "moa_request_duration_seconds",
+            "Chat completion request duration, to the last byte",
+            ["model", "stream"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        # Gauge modes for `serve --workers N` (Prometheus multiprocess mode; ignored in one process):
+        # in flight is the sum over live workers.
+        self.requests_in_flight = Gauge(
+            "moa_requests_in_flight",
+            "Chat completion requests being served",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.response_ttft = Histogram(
+            "moa_response_time_to_first_token_seconds",
+            "Streamed responses: time from the request to the first content token sent to the client",
+            ["model"],
+            buckets=TTFT_BUCKETS,
+            registry=r,
+        )
+        self.request_cost = Histogram(
+            "moa_request_cost_usd",
+            "Cost of one successful request (every upstream call it made), by model id",
+            ["model"],
+            buckets=COST_BUCKETS,
+            registry=r,
+        )
+        self.overhead = Histogram(
+            "moa_overhead_seconds",
+            "Gateway time per request not spent waiting on upstreams",
+            ["model"],
+            buckets=OVERHEAD_BUCKETS,
+            registry=r,
+        )
+        self.proposers_dropped = Counter(
+            "moa_proposers_dropped",
+            "Proposer answers a layer went on without, because the call failed",
+            ["pipeline", "model"],
+            registry=r,
+        )
+        self.early_exits = Counter(
+            "moa_early_exits",
+            "Runs cut short because a layer's proposers agreed, by what was skipped (layers, aggregator)",
+            ["pipeline", "skipped"],
+            registry=r,
+        )
+        self.calls_saved = Counter(
+            "moa_calls_saved",
+            "Upstream calls a pipeline names that early exits did not make",
+            ["pipeline"],
+            registry=r,
+        )
+        upstream = ["provider", "model", "role"]
+        self.upstream_duration = Histogram(
+            "moa_upstream_request_duration_seconds",
+            "Upstream call duration, by outcome (ok, error, timeout, cancelled)",
+            [*upstream, "outcome"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.upstream_ttft = Histogram(
+            "moa_upstream_time_to_first_token_seconds",
+            "Streamed upstream calls: time to the first content token",
+            upstream,
+            buckets=TTFT_BUCKETS,
+            registry=r,
+        )
+        self.upstream_tokens = Counter(
+            "moa_upstream_tokens", "Upstream tokens, by type (input, output)", [*upstream, "type"], registry=r
+        )
+        self.upstream_cost = Counter(
+            "moa_upstream_cost_usd", "Upstream cost in US dollars", upstream, registry=r
+        )
+        self.upstream_errors = Counter(
+            "moa_upstream_errors",
+            "Failed upstream attempts (retried or not), by kind",
+            [*upstream, "kind"],
+            registry=r,
+        )
+        self.upstream_retries = Counter(
+            "moa_upstream_retries", "Upstream attempts retried", ["provider", "model"], registry=r
+        )
+        self.upstream_connections_in_use = Gauge(
+            "moa_upstream_connections_in_use",
+            "Upstream connections held by calls, by provider (the pool's total: their sum)",
+            ["provider"],
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.upstream_connection_wait = Histogram(
+            "moa_upstream_connection_wait_seconds",
+            "Time an upstream call waited for a connection (its provider's cap, the pool's total)",
+            ["provider"],
+            buckets=CONNECTION_WAIT_BUCKETS,
+            registry=r,
+        )
+        self.eval_verdicts = Counter(
+            "moa_eval_verdicts",
+            "Shadow evaluations of live requests: the judge's verdict on the pipeline against its baseline",
+            ["pipeline", "baseline", "verdict"],
+            registry=r,
+        )
+        self.shadow_dropped = Counter(
+            "moa_shadow_dropped",
+            "Sampled requests whose shadow evaluation was dropped (capacity, load, shutdown)",
+            ["pipeline", "reason"],
+            registry=r,
+        )
+        self.circuit_state = Gauge(
+            "moa_circuit_state",
+            "Circuit breaker per model: 0 closed, 1 open, 2 half-open",
+            ["model"],
+            registry=r,
+            # Each worker has its own breakers: one series per live worker (a `pid` label), since a max
+            # would rank half-open (2) above open (1) and hide that the other workers still call the model.
+            multiprocess_mode="liveall",
+        )
+
+        self._upstream_duration = _Children(self.upstream_duration)
+        self._upstream_ttft = _Children(self.upstream_ttft)
+        self._upstream_tokens = _Children(self.upstream_tokens)
+        self._upstream_cost = _Children(self.upstream_cost)
+        self._upstream_errors = _Children(self.upstream_errors)
+        self._connections_in_use = _Children(self.upstream_connections_in_use)
+        self._connection_wait = _Children(self.upstream_connection_wait)
+
+    def render(self) -> bytes:
+        """This process's metrics; under `serve --workers N`, the whole process group's, read from the
+        files every worker writes in PROMETHEUS_MULTIPROC_DIR (counters and histograms summed)."""
+        if self._multiproc_dir is None:
+            return generate_latest(self.registry)
+        group = CollectorRegistry()
+        multiprocess.MultiProcessCollector(group, path=self._multiproc_dir)  # type: ignore[no-untyped-call]
+        return generate_latest(group)
+
+    def upstream_call(
+        self,
+        *,
+        provider: str,
+        model: str,
+        role: Role,
+        outcome: str,
+        duration_s: float,
+        usage: Usage | None = None,
+        cost_usd: float = 0.0,
+        ttft_s: float | None = None,
+        error_kind: str | None = None,
+    ) -> None:
+        """Record one upstream call, whatever its outcome."""
+        self._upstream_duration(provider, model, role, outcome).observe(duration_s)
+        if ttft_s is not None:
+            self._upstream_ttft(provider, model, role).observe(ttft_s)
+        if usage is not None:
+            self._upstream_tokens(provider, model, role, "input").inc(usage.prompt_tokens)
+            self._upstream_tokens(provider, model, role, "output").inc(usage.completion_tokens)
+            self._upstream_cost(provider, model, role).inc(cost_usd)
+        if error_kind is not None:
+            self._upstream_errors(provider, model, role, error_kind).inc()
+
+    def connection_acquired(self, provider: str, wait_s: float) -> None:
+        """An upstream call got a connection after waiting `wait_s` (the pool's PoolObserver)."""
+        self._connection_wait(provider).observe(wait_s)
+        self._connections_in_use(provider).inc()
+
+    def connection_released(self, provider: str) -> None:
+        self._connections_in_use(provider).dec()

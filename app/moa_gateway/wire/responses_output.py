@@ -1,0 +1,177 @@
+"""Responses API output: the `response` object and its `output` items (reasoning, message, function
+calls), built from a chat answer; and the assistant turn that answer adds to a stored conversation."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from moa_gateway.core.types import Answer, Message, MoaResult, Usage
+from moa_gateway.wire.chat import moa_body
+from moa_gateway.wire.responses import ResponsesRequest, namespaces
+
+ItemKind = Literal["reasoning", "message", "function_call"]
+Status = Literal["in_progress", "completed", "incomplete", "failed"]
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex}"
+
+
+@dataclass(frozen=True)
+class ResponseFrame:
+    """Identity and echoed request fields of one response, the same in every event of its stream."""
+
+    id: str
+    model: str
+    echo: dict[str, Any]
+    include_proposals: bool = False
+    namespaces: dict[str, str] = field(default_factory=dict)  # namespaced function name -> namespace
+    created_at: int = field(default_factory=lambda: int(time.time()))
+
+    @classmethod
+    def of(cls, request: ResponsesRequest) -> ResponseFrame:
+        echo = {
+            "instructions": request.instructions,
+            "max_output_tokens": request.max_output_tokens,
+            "metadata": request.metadata or {},
+            "parallel_tool_calls": request.parallel_tool_calls is not False,
+            "previous_response_id": request.previous_response_id,
+            "reasoning": {"effort": None, "summary": None, **(request.reasoning or {})},
+            "store": request.stores,
+            "temperature": request.temperature,
+            "text": request.text or {"format": {"type": "text"}},
+            "tool_choice": request.tool_choice or "auto",
+            "tools": request.tools or [],
+            "top_logprobs": request.top_logprobs,
+            "top_p": request.top_p,
+            "truncation": "disabled",
+            "user": request.user,
+        }
+        return cls(new_id("resp"), request.model, echo, request.moa.include_proposals, namespaces(request))
+
+
+@dataclass
+class OutputItem:
+    """One output item: `text` is the message text, the reasoning text, or a call's arguments."""
+
+    kind: ItemKind
+    id: str
+    text: str = ""
+    name: str = ""  # function calls
+    call_id: str = ""  # function calls: the model's tool call id, which the client answers
+    namespace: str | None = None  # function calls of a function offered in a `namespace` tool
+    logprobs: list[dict[str, Any]] = field(default_factory=list)  # message text
+
+
+def item_body(item: OutputItem, status: Status) -> dict[str, Any]:
+    if item.kind == "reasoning":
+        content = [{"type": "reasoning_text", "text": item.text}] if item.text else []
+        return {"id": item.id, "type": "reasoning", "summary": [], "content": content, "status": status}
+    if item.kind == "function_call":
+        body = {
+            "id": item.id,
+            "type": "function_call",
+            "call_id": item.call_id,
+            "name": item.name,
+            "arguments": item.text,
+            "status": status,
+        }
+        return body if item.namespace is None else body | {"namespace": item.namespace}
+    parts = [] if status == "in_progress" and not item.text else [text_part(item.text, item.logprobs)]
+    return {"id": item.id, "type": "message", "role": "assistant", "status": status, "content": parts}
+
+
+def text_part(text: str, logprobs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {"type": "output_text", "text": text, "annotations": [], "logprobs": logprobs or []}
+
+
+def output_items(answer: Answer, namespaces: dict[str, str] | None = None) -> list[OutputItem]:
+    """An answer's first choice as output items: reasoning, then the message, then each tool call."""
+    items = []
+    if answer.reasoning:
+        items.append(OutputItem("reasoning", new_id("rs"), answer.reasoning))
+    if answer.text or not answer.tool_calls:
+        logprobs = answer.logprobs.get("content") if isinstance(answer.logprobs, dict) else None
+        items.append(OutputItem("message", new_id("msg"), answer.text, logprobs=logprobs or []))
+    for call in answer.tool_calls or []:
+        function = call.get("function") or {}
+        name = str(function.get("name") or "")
+        items.append(
+            OutputItem(
+                "function_call",
+                new_id("fc"),
+                str(function.get("arguments") or ""),
+                name=name,
+                call_id=str(call.get("id") or new_id("call")),
+                namespace=(namespaces or {}).get(name),
+            )
+        )
+    return items
+
+
+def usage_body(usage: Usage) -> dict[str, Any]:
+    return {
+        "input_tokens": usage.prompt_tokens,
+        "input_tokens_details": {"cached_tokens": usage.cached_tokens},
+        "output_tokens": usage.completion_tokens,
+        "output_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
+        "total_tokens": usage.total_tokens,
+    }
+
+
+_INCOMPLETE_REASONS = {"length": "max_output_tokens", "content_filter": "content_filter"}
+
+
+def final_status(answer: Answer) -> Status:
+    return "incomplete" if answer.finish_reason in _INCOMPLETE_REASONS else "completed"
+
+
+def response_body(
+    frame: ResponseFrame,
+    status: Status,
+    items: list[OutputItem],
+    result: MoaResult | None = None,
+    error: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The `response` object; with `result`, finished (usage, the `moa` extension)."""
+    item_status: Status = "completed" if status == "completed" else status
+    output = [item_body(item, item_status) for item in items]
+    body: dict[str, Any] = {
+        "id": frame.id,
+        "object": "response",
+        "created_at": frame.created_at,
+        "status": status,
+        "completed_at": int(time.time()) if status == "completed" else None,
+        "error": error,
+        "incomplete_details": None,
+        "model": frame.model,
+        "output": output,
+        "output_text": "".join(i.text for i in items if i.kind == "message"),
+        **frame.echo,
+        "usage": None,
+    }
+    if result is not None:
+        reason = _INCOMPLETE_REASONS.get(result.answer.finish_reason)
+        if reason is not None:
+            body["incomplete_details"] = {"reason": reason}
+        body["usage"] = usage_body(result.usage)
+        # --- moa-gateway extension ---
+        body["moa"] = moa_body(result, frame.include_proposals)
+    return body
+
+
+def assistant_turn(items: list[OutputItem]) -> Message:
+    """The output as the assistant message a continuation (`previous_response_id`) replays: its text
+    and tool calls, with the call ids the client answers in `function_call_output` items."""
+    text = "".join(i.text for i in items if i.kind == "message")
+    calls = [
+        {"id": i.call_id, "type": "function", "function": {"name": i.name, "arguments": i.text}}
+        for i in items
+        if i.kind == "function_call"
+    ]
+    if not calls:
+        return {"role": "assistant", "content": text}
+    return {"role": "assistant", "content": text or None, "tool_calls": calls}
