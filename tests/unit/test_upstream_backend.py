@@ -25,7 +25,9 @@ from tests.support.backend import complete, providers_of, stream
 from tests.support.metrics import Scrape
 
 ASK = [{"role": "user", "content": "hi"}]
-COOLDOWN_S = 0.01
+# Long enough that a loaded machine (CI, parallel jobs) does not see the breaker half-open before the
+# test checks that it opened: at 10 ms these tests failed under load.
+COOLDOWN_S = 0.5
 DEEP: Any = {}
 for _ in range(300):
     DEEP = {"nested": DEEP}
