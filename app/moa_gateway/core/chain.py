@@ -17,7 +17,7 @@ from moa_gateway.core.advice import text_only
 from moa_gateway.core.events import CallDelta, CallFinished, CallStarted, Event, FinalDelta
 from moa_gateway.core.failures import Failure, FailureKind
 from moa_gateway.core.fitting import overflow
-from moa_gateway.core.plan import Catalogue
+from moa_gateway.core.plan import Catalogue, ModelEntry
 from moa_gateway.core.ports import ChatBackend, RunContext
 from moa_gateway.core.types import Answer, CallRecord, CallSpec, CallStatus, Message, Role
 
@@ -63,8 +63,8 @@ class ChainWalker:
     async def walk(
         self, chain: list[str], messages: list[Message], params: dict[str, Any], slot: Slot, step: Step
     ) -> AsyncGenerator[Event, None]:
+        """Each model of `chain` in turn until one answers; `slot` keeps every record and the answer."""
         for index, alias in enumerate(chain):
-            last_resort = step.final and index == len(chain) - 1
             # Told before admission: between admitting (which may take a half-open breaker's one trial)
             # and the call that gives the trial back, nothing may wait on the consumer.
             call = self._open[step.layer, step.slot] = CallStarted(
@@ -73,95 +73,101 @@ class ChainWalker:
             yield call
             entry = self._catalogue.models[alias]
             call_params = self._params(alias, params, step)
-            too_long = overflow(entry, messages, call_params)
-            if too_long is not None:  # known before the call: no upstream 400 needed to find out
-                record = CallRecord(
-                    step.layer,
-                    step.role,
-                    alias,
-                    "skipped",
-                    0.0,
-                    error=too_long,
-                    failure=FailureKind.CONTEXT_OVERFLOW,
-                )
-                slot.records.append(record)
-                yield self.finished(record, step.slot)
-                continue
-            # An open circuit skips a model; the final call's last option is made even so, as no answer
-            # at all is worse than a call to a model that may have recovered.
-            if not self._backend.admit(alias) and not last_resort:
-                record = CallRecord(
-                    step.layer,
-                    step.role,
-                    alias,
-                    "skipped",
-                    0.0,
-                    error=f"model {alias}: skipped while its circuit breaker is open",
-                    failure=FailureKind.CIRCUIT_OPEN,
-                )
-                slot.records.append(record)
-                yield self.finished(record, step.slot)
+            skipped = self._skipped(
+                step, entry, messages, call_params, step.final and index == len(chain) - 1
+            )
+            if skipped is not None:
+                slot.records.append(skipped)
+                yield self.finished(skipped, step.slot)
                 continue
             call_messages = text_only(messages) if entry.text_only else messages
             spec = CallSpec(step.layer, step.role, alias, call_messages, call_params)
-            started = time.perf_counter()
-            answer: Answer | None = None
-            sent = False
-            try:
-                async with contextlib.aclosing(
-                    self._backend.call(spec, self._context, stream=step.stream)
-                ) as it:
-                    while True:
-                        if step.deadline is None:
+            attempt = self._attempt(spec, step, slot, fallback_for=chain[0] if index else None)
+            async with contextlib.aclosing(attempt):
+                async for event in attempt:
+                    yield event
+            if slot.answer is not None:
+                return
+
+    def _skipped(
+        self,
+        step: Step,
+        entry: ModelEntry,
+        messages: list[Message],
+        params: dict[str, Any],
+        last_resort: bool,
+    ) -> CallRecord | None:
+        """The record of a call not made: the input is known not to fit (no upstream 400 needed to find
+        out), or the model's circuit is open. The final call's last option is made even so, as no answer
+        at all is worse than a call to a model that may have recovered."""
+        too_long = overflow(entry, messages, params)
+        if too_long is not None:
+            failure, error = FailureKind.CONTEXT_OVERFLOW, too_long
+        elif not self._backend.admit(entry.alias) and not last_resort:
+            failure = FailureKind.CIRCUIT_OPEN
+            error = f"model {entry.alias}: skipped while its circuit breaker is open"
+        else:
+            return None
+        return CallRecord(step.layer, step.role, entry.alias, "skipped", 0.0, error=error, failure=failure)
+
+    async def _attempt(
+        self, spec: CallSpec, step: Step, slot: Slot, fallback_for: str | None
+    ) -> AsyncGenerator[Event, None]:
+        """One upstream call: its deltas as events, then its record in `slot` (and its answer, if any).
+        A failure after part of a final answer went out is raised: no switching models mid-answer."""
+        alias, started = spec.model, time.perf_counter()
+        answer: Answer | None = None
+        sent = False
+        try:
+            async with contextlib.aclosing(self._backend.call(spec, self._context, stream=step.stream)) as it:
+                while True:
+                    if step.deadline is None:
+                        piece = await anext(it, None)
+                    else:  # the deadline covers each wait for the upstream, not our consumer's
+                        async with asyncio.timeout_at(step.deadline):
                             piece = await anext(it, None)
-                        else:  # the deadline covers each wait for the upstream, not our consumer's
-                            async with asyncio.timeout_at(step.deadline):
-                                piece = await anext(it, None)
-                        if piece is None:
-                            break
-                        if isinstance(piece, Answer):
-                            answer = piece
-                        elif step.final:
-                            sent = True
-                            yield FinalDelta(piece)
-                        else:
-                            yield CallDelta(step.layer, step.role, alias, piece, step.slot)
-                if answer is None:
-                    raise Failure(
-                        FailureKind.BAD_RESPONSE,
-                        f"model {alias}: the call ended without an answer",
-                        model=alias,
-                    )
-            except Failure as exc:
-                record = _record(step, alias, "error", started, error=exc.message, failure=exc.kind)
-                slot.records.append(record)
-                slot.last_failure = exc
-                yield self.finished(record, step.slot)
-                if sent:  # the client has part of this model's answer: no switching now
-                    raise
-                continue
-            except asyncio.CancelledError:
-                cancelled = f"model {alias}: cancelled"
-                slot.records.append(
-                    _record(step, alias, "cancelled", started, error=cancelled, failure=FailureKind.CANCELLED)
+                    if piece is None:
+                        break
+                    if isinstance(piece, Answer):
+                        answer = piece
+                    elif step.final:
+                        sent = True
+                        yield FinalDelta(piece)
+                    else:
+                        yield CallDelta(step.layer, step.role, alias, piece, step.slot)
+            if answer is None:
+                raise Failure(
+                    FailureKind.BAD_RESPONSE, f"model {alias}: the call ended without an answer", model=alias
                 )
-                raise
-            record = _record(
-                step,
-                alias,
-                "ok",
-                started,
-                usage=answer.usage,
-                cost_usd=answer.cost_usd,
-                ttft_s=answer.ttft_s,
-                text=answer.text,
-                fallback_for=chain[0] if index else None,
-                tool_calls=len(answer.tool_calls or ()),
-            )
+        except Failure as exc:
+            record = _record(step, alias, "error", started, error=exc.message, failure=exc.kind)
             slot.records.append(record)
-            slot.answer, slot.answered_by = answer, alias
+            slot.last_failure = exc
             yield self.finished(record, step.slot)
+            if sent:
+                raise
             return
+        except asyncio.CancelledError:
+            cancelled = f"model {alias}: cancelled"
+            slot.records.append(
+                _record(step, alias, "cancelled", started, error=cancelled, failure=FailureKind.CANCELLED)
+            )
+            raise
+        record = _record(
+            step,
+            alias,
+            "ok",
+            started,
+            usage=answer.usage,
+            cost_usd=answer.cost_usd,
+            ttft_s=answer.ttft_s,
+            text=answer.text,
+            fallback_for=fallback_for,
+            tool_calls=len(answer.tool_calls or ()),
+        )
+        slot.records.append(record)
+        slot.answer, slot.answered_by = answer, alias
+        yield self.finished(record, step.slot)
 
     def _params(self, alias: str, request: dict[str, Any], step: Step) -> dict[str, Any]:
         """Merge the model's configured params with the request's.
