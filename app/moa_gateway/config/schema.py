@@ -6,8 +6,9 @@ import re
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from moa_gateway.core.final import AGGREGATIONS, FINALIZERS
 from moa_gateway.core.prompts import DEFAULT_AGGREGATOR_PROMPT
 
 
@@ -171,12 +172,23 @@ class PipelineConfig(_Strict):
     reference_max_tokens: int | None = Field(
         default=None, ge=1, description="Cap on proposers' output tokens"
     )
-    aggregation: Literal["synthesize", "select", "sequential"] = "synthesize"
+    aggregation: str = Field(
+        default="synthesize",
+        description="How the final answer is made: " + ", ".join(AGGREGATIONS),
+        json_schema_extra={"enum": list(AGGREGATIONS)},
+    )
     window: int = Field(default=3, ge=2, description="References per round, for aggregation: sequential")
     tools_mode: Literal["advise", "bypass"] = Field(
         default="advise",
         description="When the client forces a tool call: proposers still advise, or the aggregator alone answers",
     )
+
+    @field_validator("aggregation")
+    @classmethod
+    def _known_aggregation(cls, name: str) -> str:
+        if name not in FINALIZERS:  # the registry itself: a strategy added there is accepted here
+            raise ValueError(f"unknown aggregation {name!r}: one of {', '.join(FINALIZERS)}")
+        return name
 
 
 class AuthConfig(_Strict):

@@ -7,11 +7,12 @@ Fallbacks are not priced: the estimate is of the models the plan names first.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from moa_gateway.core.failures import Failure, FailureKind
 from moa_gateway.core.plan import Catalogue, LayerPlan, output_cap
+from moa_gateway.core.reports import BudgetReport
 from moa_gateway.core.tokens import count_prompt_tokens
 
 DEFAULT_OUTPUT = 1024  # output tokens assumed for a call nothing caps
@@ -22,7 +23,7 @@ CAP_STEPS = (512, 256, 128, 64)  # proposers' max_tokens tried in turn when drop
 class BudgetFit:
     layers: list[LayerPlan]
     proposer_cap: int | None  # max_tokens for proposers, if capped
-    report: dict[str, Any] | None = field(default=None)  # {max_usd, estimated_usd, actions}; None: no budget
+    report: BudgetReport | None = None  # None: no budget applied
 
 
 def fit_budget(
@@ -44,9 +45,6 @@ def fit_budget(
     prompt = count_prompt_tokens(messages)
     estimator = _Estimator(catalogue, prompt, proposer_params, final_params, aggregator)
     actions: list[str] = []
-
-    def report(cost: float) -> dict[str, Any]:
-        return {"max_usd": max_usd, "estimated_usd": round(cost, 8), "actions": actions}
 
     cost = estimator.run(layers, proposer_cap)
     while cost > max_usd:
@@ -77,7 +75,7 @@ def fit_budget(
             f"the request's estimated cost (${cost:.6f}, aggregator alone) is over its budget (${max_usd:g})",
             param="moa.max_cost_usd",
         )
-    return BudgetFit(layers, proposer_cap, report(cost))
+    return BudgetFit(layers, proposer_cap, BudgetReport(max_usd, round(cost, 8), actions))
 
 
 class _Estimator:

@@ -8,7 +8,9 @@ from typing import Any
 from moa_gateway.core.advice import cut_middle
 from moa_gateway.core.failures import Failure, FailureKind
 from moa_gateway.core.plan import ModelEntry, output_cap
+from moa_gateway.core.prompts import final_answer, inject_references
 from moa_gateway.core.tokens import count_prompt_tokens, count_tokens
+from moa_gateway.core.types import Answer
 
 REFERENCE_OVERHEAD = 8  # tokens of numbering and separators per reference, roughly
 
@@ -68,3 +70,22 @@ def _water_level(sizes: list[int], room: int) -> int:
         else:
             high = middle - 1
     return low
+
+
+def with_references(
+    readers: list[ModelEntry],
+    messages: list[dict[str, Any]],
+    proposals: list[tuple[str, Answer]],
+    prompt: str,
+    params: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """`messages` with the proposals' final answers injected as references, shortened to fit the
+    smallest context window among the models that will read them."""
+    if not proposals:
+        return messages
+    references = [final_answer(answer.text) for _, answer in proposals]
+    windows = [entry.context_window for entry in readers if entry.context_window is not None]
+    if windows:
+        room = min(windows) - count_prompt_tokens(messages) - count_tokens(prompt) - requested_output(params)
+        references = fit_references(references, room)
+    return inject_references(messages, references, prompt)

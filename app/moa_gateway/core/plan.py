@@ -11,7 +11,6 @@ from moa_gateway.core.failures import Failure, FailureKind
 from moa_gateway.core.types import Role
 
 ToolsMode = Literal["advise", "bypass"]
-Aggregation = Literal["synthesize", "select", "sequential"]
 
 
 def output_cap(params: dict[str, Any]) -> int | None:
@@ -54,7 +53,7 @@ class Policy:
     early_exit: EarlyExit | None = None
     max_cost_usd: float | None = None
     reference_max_tokens: int | None = None
-    aggregation: Aggregation = "synthesize"
+    aggregation: str = "synthesize"  # a name of core.final.FINALIZERS (the config checks it)
     window: int = 3  # references per aggregation round, for `sequential`
 
 

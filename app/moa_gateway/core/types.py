@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from moa_gateway.core.failures import FailureKind
+from moa_gateway.core.reports import BudgetReport, Degraded, EarlyExitReport
 
 Message = dict[str, Any]
 CallStatus = Literal["ok", "error", "skipped", "cancelled"]
@@ -142,9 +143,9 @@ class MoaResult:
     upstream_wait_s: float = 0.0  # wall time spent waiting on layers and the final call
     dropped: list[str] = field(default_factory=list)  # proposers whose slot gave no answer
     answered_by: str = ""  # the model whose text is the answer
-    degraded: str | None = None  # set when the answer is not the aggregator's, and why
-    early_exit: dict[str, Any] | None = None  # {layer, agreement, skipped, escalated} when proposers agreed
-    budget: dict[str, Any] | None = None  # {max_usd, estimated_usd, actions} when a budget applied
+    degraded: Degraded | None = None  # set when the answer is not the aggregator's, and why
+    early_exit: EarlyExitReport | None = None  # when proposers agreed (or, escalated, did not)
+    budget: BudgetReport | None = None  # when a budget applied
     calls_saved: int = 0  # upstream calls the plan named and the run did not make (early exit)
 
     @property

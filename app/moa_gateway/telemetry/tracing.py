@@ -81,7 +81,7 @@ class Tracing:
             if result.dropped:
                 attributes["moa.dropped"] = result.dropped
             if result.degraded is not None:
-                attributes["moa.degraded"] = result.degraded
+                attributes["moa.degraded"] = result.degraded.value
             for call in result.calls:  # skipped models made no call, so have no span of their own
                 if call.status == "skipped":
                     span.add_event(

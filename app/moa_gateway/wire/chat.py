@@ -8,6 +8,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from moa_gateway.core.reports import BudgetReport, EarlyExitReport
 from moa_gateway.core.types import CallRecord, Choice, Delta, MoaResult, Usage
 from moa_gateway.wire.errors import call_error_code
 
@@ -119,12 +120,31 @@ def moa_body(result: MoaResult, include_proposals: bool) -> dict[str, Any]:
         "calls": [_call_body(call, include_proposals) for call in result.calls],
     }
     if result.degraded is not None:
-        body["degraded"] = result.degraded
+        body["degraded"] = result.degraded.value
     if result.early_exit is not None:
-        body["early_exit"] = result.early_exit
+        body["early_exit"] = early_exit_body(result.early_exit)
     if result.budget is not None:
-        body["budget"] = result.budget
+        body["budget"] = budget_body(result.budget)
     return body
+
+
+def early_exit_body(report: EarlyExitReport) -> dict[str, Any]:
+    skipped = None if report.skipped is None else report.skipped.value
+    return {
+        "layer": report.layer,
+        "agreement": report.agreement,
+        "skipped": skipped,
+        "escalated": report.escalated,
+    }
+
+
+def budget_body(report: BudgetReport) -> dict[str, Any]:
+    return {
+        "max_usd": report.max_usd,
+        "estimated_usd": report.estimated_usd,
+        "actions": report.actions,
+        "actual_usd": report.actual_usd,
+    }
 
 
 def completion_body(completion: Completion, result: MoaResult, include_proposals: bool) -> dict[str, Any]:

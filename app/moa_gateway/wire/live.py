@@ -93,7 +93,7 @@ def event_body(event: Event) -> dict[str, Any] | None:
             "dropped": result.dropped,
         }
         if result.degraded is not None:
-            body["degraded"] = result.degraded
+            body["degraded"] = result.degraded.value
         return body
     if isinstance(event, RunFailed):
         return {"type": "run.failed", **failure_body(event.failure)}

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from moa_gateway.core.aggregation import rounds, selected
 from moa_gateway.core.agreement import agreement
 from moa_gateway.core.budget import fit_budget
 from moa_gateway.core.failures import Failure, FailureKind
+from moa_gateway.core.final.select import selected
+from moa_gateway.core.final.sequential import rounds
 from moa_gateway.core.fitting import fit_references
 from moa_gateway.core.plan import Catalogue, LayerPlan, ModelEntry
 
@@ -45,8 +46,8 @@ def test_the_dearest_proposer_goes_first_and_min_proposers_holds() -> None:
     fit = fit_budget(catalogue(), layers, "cheap", ASK, {}, {}, max_usd=0.02, proposer_cap=None)
 
     assert fit.layers[0].proposers == ["cheap", "mid"]
-    assert fit.report is not None and fit.report["actions"] == ["dropped proposer pricey (layer 1)"]
-    assert fit.report["estimated_usd"] <= 0.02
+    assert fit.report is not None and fit.report.actions == ["dropped proposer pricey (layer 1)"]
+    assert fit.report.estimated_usd <= 0.02
 
 
 def test_the_clients_max_tokens_lowers_the_estimate() -> None:
@@ -56,7 +57,7 @@ def test_the_clients_max_tokens_lowers_the_estimate() -> None:
         catalogue(), layers, "cheap", ASK, {"max_tokens": 10}, {}, max_usd=1.0, proposer_cap=None
     )
     assert loose.report is not None and tight.report is not None
-    assert tight.report["estimated_usd"] < loose.report["estimated_usd"] / 10
+    assert tight.report.estimated_usd < loose.report.estimated_usd / 10
 
 
 def test_nothing_fits_is_budget_exceeded() -> None:

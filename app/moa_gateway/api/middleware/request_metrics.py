@@ -58,8 +58,9 @@ class ChatMetricsMiddleware:
             self.metrics.request_cost.labels(model).observe(result.cost_usd)
             for dropped in result.dropped:
                 self.metrics.proposers_dropped.labels(model, dropped).inc()
-            if result.early_exit is not None and result.early_exit["skipped"] is not None:
-                self.metrics.early_exits.labels(model, result.early_exit["skipped"]).inc()
+            skipped = None if result.early_exit is None else result.early_exit.skipped
+            if skipped is not None:
+                self.metrics.early_exits.labels(model, skipped.value).inc()
                 self.metrics.calls_saved.labels(model).inc(result.calls_saved)
             usage = result.usage
             fields |= {

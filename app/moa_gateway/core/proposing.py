@@ -1,0 +1,140 @@
+"""The proposer phase: the layers in order (layer k sees layer k-1's answers), each fanned out, checked
+for quorum, and followed by the early-exit policy. What it came to is left in a `Panel`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass, field
+
+from moa_gateway.core.chain import ChainWalker, Slot
+from moa_gateway.core.events import Event, LayerFinished, LayerStarted
+from moa_gateway.core.fitting import with_references
+from moa_gateway.core.layer import quorum_failure, run_layer
+from moa_gateway.core.plan import Catalogue, LayerPlan, Plan
+from moa_gateway.core.policies import ESCALATED, early_exit_after, proposal_may_answer
+from moa_gateway.core.reports import EarlyExitReport
+from moa_gateway.core.types import Answer, CallRecord, RunInput
+
+
+@dataclass
+class Panel:
+    """What the proposers came to: the last layer's answers, every call record, who gave no answer, and
+    the early exit if one applied (with the agreed proposal's index when it is the answer)."""
+
+    layers: list[LayerPlan]
+    proposals: list[tuple[str, Answer]] = field(default_factory=list)
+    records: list[CallRecord] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+    waited_s: float = 0.0
+    early_exit: EarlyExitReport | None = None
+    agreed_index: int | None = None  # the proposal that is the answer (the aggregator skipped)
+
+
+@dataclass(frozen=True)
+class Proposing:
+    """How the layers run: the walker and catalogue, where their events go, and the pipeline deadline."""
+
+    walker: ChainWalker
+    catalogue: Catalogue
+    live_deltas: bool  # proposers' deltas as they arrive (a layer in a task of its own) or at its end
+    deadline: float | None
+    output_cap: int | None
+
+
+async def propose(setup: Proposing, plan: Plan, run: RunInput, panel: Panel) -> AsyncGenerator[Event, None]:
+    """Run `panel.layers` in order, yielding their events; raises quorum Failures and TimeoutError."""
+    policy = plan.policy
+    for number, layer in enumerate(panel.layers, 1):
+        yield LayerStarted(number, list(layer.proposers))
+        readers = [setup.catalogue.models[alias] for alias in layer.proposers]
+        messages = with_references(
+            readers, run.proposer_messages, panel.proposals, plan.prompt, run.proposer_params
+        )
+        started = time.perf_counter()
+        slots: list[Slot] = []
+        events = _layer_events(setup, number, layer, messages, run, slots)
+        async with contextlib.aclosing(events):
+            async for event in events:
+                yield event
+        panel.waited_s += time.perf_counter() - started
+        for slot in slots:
+            panel.records.extend(slot.records)
+        panel.proposals = [(s.answered_by, s.answer) for s in slots if s.answer is not None]
+        missing = [s.primary for s in slots if s.answer is None]
+        panel.dropped += missing
+        yield LayerFinished(number, [model for model, _ in panel.proposals], missing)
+        if len(panel.proposals) < layer.min_proposers:
+            raise quorum_failure(number, layer, slots)
+        if policy.early_exit is not None:
+            decision = early_exit_after(
+                policy.early_exit, panel.proposals, number, len(panel.layers), proposal_may_answer(run)
+            )
+            if decision is not None:
+                panel.early_exit, panel.agreed_index = decision.report, decision.answer_index
+                return
+    if policy.early_exit is not None and policy.early_exit.escalate_to and panel.layers:
+        panel.early_exit = ESCALATED
+
+
+async def _layer_events(
+    setup: Proposing,
+    number: int,
+    layer: LayerPlan,
+    messages: list[dict[str, object]],
+    run: RunInput,
+    slots: list[Slot],
+) -> AsyncGenerator[Event, None]:
+    """The layer's events; its slots are left in `slots`. Without live deltas, the layer runs in this
+    task and its events follow at its end; with them, it runs in a task of its own feeding a queue."""
+    if not setup.live_deltas:
+        buffered: list[Event] = []
+        try:
+            async with asyncio.timeout_at(setup.deadline):
+                slots += await run_layer(
+                    setup.walker,
+                    setup.catalogue,
+                    number,
+                    layer,
+                    messages,
+                    run.proposer_params,
+                    buffered.append,
+                    output_cap=setup.output_cap,
+                )
+        except TimeoutError:  # what the layer did before the pipeline deadline still goes out
+            for event in buffered:
+                yield event
+            raise
+        for event in buffered:
+            yield event
+        return
+    queue: asyncio.Queue[Event | None] = asyncio.Queue()
+
+    async def work() -> list[Slot]:
+        try:
+            async with asyncio.timeout_at(setup.deadline):
+                return await run_layer(
+                    setup.walker,
+                    setup.catalogue,
+                    number,
+                    layer,
+                    messages,
+                    run.proposer_params,
+                    queue.put_nowait,
+                    stream=True,
+                    output_cap=setup.output_cap,
+                )
+        finally:
+            queue.put_nowait(None)
+
+    task = asyncio.create_task(work())
+    try:
+        while (item := await queue.get()) is not None:
+            yield item
+        slots += await task
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.wait([task])  # unlike suppressing CancelledError, a cancel of ours propagates

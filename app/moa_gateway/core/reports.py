@@ -1,0 +1,48 @@
+"""What a run reports about its own policies, as typed values: the wire serialises them and telemetry
+reads their attributes, so no consumer depends on dict keys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Degraded(StrEnum):
+    """Why an answer is not the aggregator's own, checked answer."""
+
+    AGGREGATOR_FAILED = "aggregator_failed"  # every aggregator failed: the first proposal stands in
+    SCHEMA_INVALID = "schema_invalid"  # the answer still does not fit the requested schema
+
+
+class Skipped(StrEnum):
+    """What an early exit left out."""
+
+    AGGREGATOR = "aggregator"  # the agreed proposal is the answer
+    LAYERS = "layers"  # the remaining proposer layers
+
+
+@dataclass(frozen=True)
+class EarlyExitReport:
+    """Proposers agreed enough after `layer` (or, escalated, they did not and `escalate_to` answered)."""
+
+    layer: int | None
+    agreement: float | None
+    skipped: Skipped | None
+    escalated: bool = False
+
+    def calls_saved(self, layer_sizes: list[int]) -> int:
+        """Calls of the plan not made: the proposers of skipped layers, and the aggregator if skipped."""
+        if self.skipped is None or self.layer is None:
+            return 0
+        later = sum(layer_sizes[self.layer :])
+        return later + (1 if self.skipped is Skipped.AGGREGATOR else 0)
+
+
+@dataclass(frozen=True)
+class BudgetReport:
+    """A budget applied: the limit, the estimate of the plan that fits it, and what was cut to fit."""
+
+    max_usd: float
+    estimated_usd: float
+    actions: list[str] = field(default_factory=list)
+    actual_usd: float | None = None  # set once the run is done
