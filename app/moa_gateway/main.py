@@ -15,6 +15,7 @@ from moa_gateway.api.middleware.admission import ChatGuardMiddleware
 from moa_gateway.api.middleware.after_response import AfterResponseMiddleware
 from moa_gateway.api.middleware.auth import AuthMiddleware
 from moa_gateway.api.middleware.error_boundary import ErrorBoundaryMiddleware
+from moa_gateway.api.middleware.guarded import guarded
 from moa_gateway.api.middleware.request_id import RequestIdMiddleware
 from moa_gateway.api.middleware.request_metrics import ChatMetricsMiddleware
 from moa_gateway.api.middleware.tracing import TracingMiddleware
@@ -65,20 +66,20 @@ def create_app(
     app = FastAPI(title="moa-gateway", version="0.1.0", lifespan=lifespan)
     app.state.lifecycle = lifecycle  # the CLI's server marks it draining on SIGTERM
     # Added innermost first; the request id is outermost so every log line carries it.
-    # The endpoints that run a model: admission, request metrics, traces and after-response work apply.
-    answering = (chat.CHAT_PATH, responses.RESPONSES_PATH, completions.COMPLETIONS_PATH)
-    app.add_middleware(AfterResponseMiddleware, lifecycle=lifecycle, paths=answering)
+    # Every POST under /v1/ is guarded (a rule, so a new route cannot be missed): admission (drain, body
+    # cap, concurrency cap, cancel on hang-up), request metrics, traces and after-response work.
+    app.add_middleware(AfterResponseMiddleware, lifecycle=lifecycle, guarded=guarded)
     app.add_middleware(
         ChatGuardMiddleware,
         lifecycle=lifecycle,
         max_concurrent=settings.max_concurrent_requests,
         max_body_bytes=settings.max_body_bytes,
-        paths=answering,
+        guarded=guarded,
     )
     if tracing is not None:
-        app.add_middleware(TracingMiddleware, tracing=tracing, paths=answering)
+        app.add_middleware(TracingMiddleware, tracing=tracing, guarded=guarded)
     app.add_middleware(AuthMiddleware, key_digests=[*settings.api_key_digests(), *config.auth.api_key_sha256])
-    app.add_middleware(ChatMetricsMiddleware, metrics=metrics, paths=answering)
+    app.add_middleware(ChatMetricsMiddleware, metrics=metrics, guarded=guarded)
     app.add_middleware(ErrorBoundaryMiddleware)
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)

@@ -23,9 +23,9 @@ class EmbeddingsService:
         self._catalogue = catalogue
         self._retry_budget = retry_budget
 
-    async def embed(self, request: EmbeddingsRequest) -> tuple[dict[str, Any], Answer]:
-        """The provider's embeddings for the request, with the call's usage and cost; raises Failure
-        (400 for a pipeline, 404 for an unknown model, the provider's failure otherwise)."""
+    def model_of(self, request: EmbeddingsRequest) -> str:
+        """The model alias the request names; raises Failure (400 for a pipeline, 404 for an unknown
+        model). Checked before any call, so the alias is a config name, safe as a metric label."""
         model = request.model
         if model in self._catalogue.pipelines:
             raise Failure(
@@ -37,6 +37,12 @@ class EmbeddingsService:
             raise Failure(
                 FailureKind.MODEL_NOT_FOUND, f"The model {quoted(model)} does not exist", param="model"
             )
+        return model
+
+    async def embed(self, request: EmbeddingsRequest) -> tuple[dict[str, Any], Answer]:
+        """The provider's embeddings for the request, with the call's usage and cost; raises Failure
+        (as `model_of` does, the provider's failure otherwise)."""
+        model = self.model_of(request)
         body = request.model_dump(exclude_unset=True, exclude={"model"})
         context = RunContext(RetryBudget(self._retry_budget))
         return await self._backend.embed(model, body, context)

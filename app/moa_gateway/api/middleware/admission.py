@@ -1,4 +1,4 @@
-"""Admission for the answering endpoints (chat completions, responses, completions): refuse while
+"""Admission for the guarded endpoints (every POST under /v1/, see guarded.py): refuse while
 draining (503) or above the concurrency cap (429), cap the body (413), and cancel the request, with
 every upstream call in it, when the client disconnects."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Collection
+from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -18,7 +18,7 @@ logger = logging.getLogger(__name__)
 
 
 class ChatGuardMiddleware:
-    """For the answering paths: refuse while draining (503), cap the body (413), read it, and only then take
+    """For the guarded routes: refuse while draining (503), cap the body (413), read it, and only then take
     a concurrency slot or refuse above the cap (429): a client slow to send its body holds no slot (the
     server protocol bounds how long it may take, see app/moa_gateway/server.py). Cancel the request, with every
     upstream call in it, as soon as the client disconnects, and record it as 499."""
@@ -29,17 +29,17 @@ class ChatGuardMiddleware:
         lifecycle: Lifecycle,
         max_concurrent: int,
         max_body_bytes: int,
-        paths: Collection[str],
+        guarded: Callable[[Scope], bool],
     ) -> None:
         self.app = app
         self.lifecycle = lifecycle
         self.max_concurrent = max_concurrent
         self.max_body_bytes = max_body_bytes
-        self.paths = frozenset(paths)
+        self.guarded = guarded
         self.active = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] not in self.paths:
+        if not self.guarded(scope):
             await self.app(scope, receive, send)
             return
         retry_soon = {"retry-after": "1"}

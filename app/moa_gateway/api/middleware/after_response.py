@@ -4,7 +4,7 @@ in flight, by which such work is shed first when the gateway is busy."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -16,13 +16,13 @@ from moa_gateway.runtime import Lifecycle
 
 
 class AfterResponseMiddleware:
-    def __init__(self, app: ASGIApp, lifecycle: Lifecycle, paths: Collection[str]) -> None:
+    def __init__(self, app: ASGIApp, lifecycle: Lifecycle, guarded: Callable[[Scope], bool]) -> None:
         self.app = app
         self.lifecycle = lifecycle
-        self.paths = frozenset(paths)
+        self.guarded = guarded
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] not in self.paths:
+        if not self.guarded(scope):
             await self.app(scope, receive, send)
             return
         deferred: list[Callable[[MoaResult], None]] = []

@@ -1,11 +1,11 @@
-"""Counts, times and logs each request to an answering endpoint (chat completions, responses,
-completions) to its last byte, streams included."""
+"""Counts, times and logs each request to a guarded endpoint (every POST under /v1/: chat completions,
+responses, completions, embeddings) to its last byte, streams included."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Collection
+from collections.abc import Callable
 from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -22,13 +22,13 @@ class ChatMetricsMiddleware:
     """Records what the route and the guards left in the request's record (model, stream, result, and
     the status to record when it is not the one sent)."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, paths: Collection[str]) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, guarded: Callable[[Scope], bool]) -> None:
         self.app = app
         self.metrics = metrics
-        self.paths = frozenset(paths)
+        self.guarded = guarded
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] not in self.paths:
+        if not self.guarded(scope):
             await self.app(scope, receive, send)
             return
         record = record_of(scope)

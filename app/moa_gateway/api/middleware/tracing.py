@@ -1,8 +1,9 @@
-"""The `invoke_workflow` span of each chat completion, to its last byte; installed only with tracing on."""
+"""The `invoke_workflow` span of each request to a guarded endpoint (every POST under /v1/), to its last
+byte; installed only with tracing on."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -18,13 +19,13 @@ _TRACE_HEADERS = (b"traceparent", b"tracestate")
 
 
 class TracingMiddleware:
-    def __init__(self, app: ASGIApp, tracing: Tracing, paths: Collection[str]) -> None:
+    def __init__(self, app: ASGIApp, tracing: Tracing, guarded: Callable[[Scope], bool]) -> None:
         self.app = app
         self.tracing = tracing
-        self.paths = frozenset(paths)
+        self.guarded = guarded
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] not in self.paths:
+        if not self.guarded(scope):
             await self.app(scope, receive, send)
             return
         record = record_of(scope)

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from moa_gateway.api.deps import runtime_of
+from moa_gateway.api.record import record_of
 from moa_gateway.api.streaming import json_body
 from moa_gateway.wire.requests import EmbeddingsRequest, parse_embeddings_request
 
@@ -17,8 +18,9 @@ _SCHEMA = json_body(EmbeddingsRequest)
 @router.post("/v1/embeddings", openapi_extra=_SCHEMA)
 async def embeddings(request: Request) -> Response:
     """Create embeddings with a model alias (a pipeline id is a 400)."""
-    runtime = runtime_of(request)
+    runtime, record = runtime_of(request), record_of(request.scope)
     parsed = parse_embeddings_request(await request.body())
+    record.model = runtime.embeddings.model_of(parsed)  # the label of this request's metrics
     payload, call = await runtime.embeddings.embed(parsed)
     payload["model"] = parsed.model  # the alias the client named, as chat completions answer
     return Response(
