@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from moa_gateway.core.failures import Failure, FailureKind
@@ -86,6 +87,23 @@ def parse_completion_request(raw: bytes) -> CompletionRequest:
             param="moa.stream_events",
         )
     return request
+
+
+def check_echo(request: CompletionRequest, limit_bytes: int) -> None:
+    """Refuse an `echo` whose answer would carry the prompt more than `limit_bytes` (the body limit) in
+    all: each of the `n` choices repeats it, so a 2 MiB prompt with `n: 128` would build a 256 MiB answer
+    from a 2 MiB request. Counted as the prompt's JSON text (what goes out), times `n`. Raises Failure."""
+    if not request.echo:
+        return
+    copies = request.n or 1
+    echoed = (len(orjson.dumps(request.prompt_text)) - 2) * copies  # without the quotes
+    if echoed > limit_bytes:
+        raise Failure(
+            FailureKind.INVALID_REQUEST,
+            f"echo: the prompt echoed in {copies} choice(s) would be {echoed} bytes, over the limit of "
+            f"{limit_bytes} bytes; ask for fewer choices, or echo a shorter prompt",
+            param="echo",
+        )
 
 
 def chat_request(request: CompletionRequest) -> ChatCompletionRequest:

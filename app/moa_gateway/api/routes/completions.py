@@ -22,6 +22,7 @@ from moa_gateway.wire.chat import Completion, coalesced, cost_header
 from moa_gateway.wire.completions import (
     CompletionRequest,
     chat_request,
+    check_echo,
     chunk_body,
     completion_body,
     delta_chunk,
@@ -43,6 +44,7 @@ async def completions(request: Request) -> Response:
     """Create a completion (legacy); a pipeline id runs Mixture-of-Agents."""
     runtime, record = runtime_of(request), record_of(request.scope)
     parsed = parse_completion_request(await request.body())
+    check_echo(parsed, runtime.settings.max_body_bytes)
     run = runtime.chat.prepare(chat_request(parsed))
     record.model, record.stream = run.plan.model_id, run.stream
     completion = new_completion(run.plan.model_id)
