@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
+from starlette.types import Message, Send
 
 from moa_gateway.core.events import Event, FinalDelta, RunFailed, RunFinished
 from moa_gateway.wire import sse
@@ -39,13 +40,32 @@ async def committed(
     return first, batches
 
 
-def event_stream(frames: AsyncIterator[bytes]) -> StreamingResponse:
-    """A `text/event-stream` response, uncached and unbuffered by proxies."""
-    return StreamingResponse(
-        frames,
-        media_type="text/event-stream",
-        headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
-    )
+class _EventStream(StreamingResponse):
+    """Notes on its clock each write of the body: only bytes the client was sent put off a keep-alive."""
+
+    def __init__(self, frames: AsyncIterator[bytes], clock: sse.SendClock) -> None:
+        super().__init__(
+            frames,
+            media_type="text/event-stream",
+            headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+        )
+        self._clock = clock
+
+    async def stream_response(self, send: Send) -> None:
+        clock = self._clock
+
+        async def clocked(message: Message) -> None:
+            await send(message)
+            if message.get("body"):
+                clock.sent()
+
+        await super().stream_response(clocked)
+
+
+def event_stream(frames: AsyncIterator[bytes], clock: sse.SendClock) -> StreamingResponse:
+    """A `text/event-stream` response, uncached and unbuffered by proxies, noting its writes on `clock`
+    (the one its keep-alive ticker, `sse.with_keepalive`, runs on)."""
+    return _EventStream(frames, clock)
 
 
 def json_body(model: type[BaseModel]) -> dict[str, Any]:

@@ -1,9 +1,12 @@
-"""Server-sent events: frame encoding, and a keep-alive ticker over a slow async source."""
+"""Server-sent events: frame encoding, and a keep-alive ticker over a slow async source, timed from the
+last bytes the client was sent."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
+import time
 from collections.abc import AsyncGenerator
 from typing import Any, Final, TypeVar
 
@@ -26,16 +29,32 @@ def event(payload: dict[str, Any]) -> bytes:
     return b"data: " + orjson.dumps(payload) + b"\n\n"
 
 
+class SendClock:
+    """When the client was last sent bytes (or the stream began): the keep-alive timer runs from it. The
+    run's inner events (layers, calls) reach the ticker but not, unless asked for, the client: were they
+    to restart the timer, a client could wait several intervals for its first byte. The response that
+    writes the frames calls `sent()` after each write."""
+
+    __slots__ = ("last",)
+
+    def __init__(self) -> None:
+        self.last = time.monotonic()
+
+    def sent(self) -> None:
+        self.last = time.monotonic()
+
+
 class _End:
     pass
 
 
 async def with_keepalive(
-    source: AsyncGenerator[T, None], interval_s: float
+    source: AsyncGenerator[T, None], interval_s: float, clock: SendClock
 ) -> AsyncGenerator[list[T] | KeepAlive, None]:
     """The items of `source` in batches: each batch holds every item that was ready, so a fast upstream
     costs one write per batch rather than per token, and a slow one still goes out item by item. Yields
-    KEEPALIVE whenever nothing came for `interval_s`.
+    KEEPALIVE whenever the client was sent nothing for `interval_s` by `clock` (items that made no bytes
+    do not count), and at most one per interval while a keep-alive waits to be written.
 
     The source runs in one task of its own, so its timeouts and task groups stay in one task; closing
     this iterator (a client disconnect) cancels that task, which closes the source and with it every
@@ -54,15 +73,20 @@ async def with_keepalive(
             await queue.put(_End())
 
     task = asyncio.create_task(pump())
+    ticked = -math.inf  # when the last KEEPALIVE was handed out
     try:
         while True:
+            wait_s = max(clock.last, ticked) + interval_s - time.monotonic()
+            if wait_s <= 0:  # due, even while items the client does not see keep coming
+                ticked = time.monotonic()
+                yield KEEPALIVE
+                continue
             if queue.empty():
                 try:
-                    async with asyncio.timeout(interval_s):  # unlike wait_for, no task per wait
+                    async with asyncio.timeout(wait_s):  # unlike wait_for, no task per wait
                         ready = [await queue.get()]
                 except TimeoutError:
-                    yield KEEPALIVE
-                    continue
+                    continue  # the keep-alive is due: yielded above
             else:
                 ready = []
             while not queue.empty():

@@ -54,13 +54,14 @@ async def chat_completions(request: Request) -> Response:
             headers={"x-moa-cost-usd": cost_header(result)},
         )
     events = service.events(run, proposer_deltas=run.stream_events)
-    batches = sse.with_keepalive(events, runtime.settings.sse_keepalive_s)
+    clock = sse.SendClock()
+    batches = sse.with_keepalive(events, runtime.settings.sse_keepalive_s, clock)
     if run.stream_events:
         batches = live.in_order(batches)
     # A client of live events also gets the inner events (layers, calls) that came before the commit.
     commit_on = live.COMMITTING if run.stream_events else ClientEvent
     first, batches = await committed(batches, commit_on=commit_on, keep_inner=run.stream_events)
-    return event_stream(_sse_frames(completion, run, record, runtime.metrics, first, batches))
+    return event_stream(_sse_frames(completion, run, record, runtime.metrics, first, batches), clock)
 
 
 async def _sse_frames(

@@ -56,9 +56,11 @@ async def completions(request: Request) -> Response:
             media_type="application/json",
             headers={"x-moa-cost-usd": cost_header(result)},
         )
-    batches = sse.with_keepalive(runtime.chat.events(run), runtime.settings.sse_keepalive_s)
+    clock = sse.SendClock()
+    batches = sse.with_keepalive(runtime.chat.events(run), runtime.settings.sse_keepalive_s, clock)
     first, batches = await committed(batches)
-    return event_stream(_sse_frames(completion, parsed, run.choices, record, runtime.metrics, first, batches))
+    frames = _sse_frames(completion, parsed, run.choices, record, runtime.metrics, first, batches)
+    return event_stream(frames, clock)
 
 
 async def _sse_frames(

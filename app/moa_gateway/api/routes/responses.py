@@ -48,10 +48,11 @@ async def create_response(request: Request) -> Response:
         return Response(
             orjson.dumps(body), media_type="application/json", headers={"x-moa-cost-usd": cost_header(result)}
         )
+    clock = sse.SendClock()
     first, batches = await committed(
-        sse.with_keepalive(service.events(run), runtime.settings.sse_keepalive_s)
+        sse.with_keepalive(service.events(run), runtime.settings.sse_keepalive_s, clock)
     )
-    return event_stream(_sse_frames(service, run, record, runtime.metrics, first, batches))
+    return event_stream(_sse_frames(service, run, record, runtime.metrics, first, batches), clock)
 
 
 async def _sse_frames(
