@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from starlette.types import Scope
 
+from moa_gateway.core.caller import ANONYMOUS, Caller
 from moa_gateway.core.types import MoaResult
 
 UNKNOWN_MODEL = "unknown"  # the metric label of a model id that names nothing configured
@@ -22,6 +23,9 @@ class RequestRecord:
     # The status to record when it is not the one sent: a stream that failed after its 200, a client
     # that left (499), a body that did not arrive in time (408).
     status: int | None = None
+    # Who sent it: set by the auth middleware from the key that matched; every per-caller store (the
+    # stored responses) is scoped by it. With no gateway keys, every request is the one anonymous caller.
+    caller: Caller = ANONYMOUS
 
 
 def record_of(scope: Scope) -> RequestRecord:

@@ -1,6 +1,7 @@
 """Where stored responses live (`store: true`), for `GET`/`DELETE /v1/responses/{id}` and
 `previous_response_id`: in this process, bounded by entries, bytes and age, oldest evicted first
-(the default); or in Redis, shared by every replica, each entry expiring after the same TTL."""
+(the default); or in Redis, shared by every replica, each entry expiring after the same TTL. Every entry
+belongs to the caller that stored it: another caller's lookup finds nothing, as for an unknown id."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from moa_gateway.core.caller import Caller
 from moa_gateway.core.failures import Failure, FailureKind
 from moa_gateway.core.types import Message
 from moa_gateway.settings import Settings
@@ -24,27 +26,39 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class StoredResponse:
     """A response as returned to its client, and the conversation a continuation of it starts from:
-    its history, its input and its output as chat messages (instructions excluded, as OpenAI does)."""
+    its history, its input and its output as chat messages (instructions excluded, as OpenAI does);
+    stored for `caller`, the only one who may read, continue or delete it."""
 
     id: str
+    caller: Caller
     response: dict[str, Any]
     conversation: list[Message]
 
     def encode(self) -> bytes:
-        return orjson.dumps({"id": self.id, "response": self.response, "conversation": self.conversation})
+        return orjson.dumps(
+            {
+                "id": self.id,
+                "caller": self.caller.id,
+                "response": self.response,
+                "conversation": self.conversation,
+            }
+        )
 
     @classmethod
     def decode(cls, raw: bytes) -> StoredResponse:
         data = orjson.loads(raw)
-        return cls(data["id"], data["response"], data["conversation"])
+        return cls(data["id"], Caller(data["caller"]), data["response"], data["conversation"])
 
 
 class ResponseStore(Protocol):
+    """Stored responses by caller and id: `get` and `delete` of an id another caller stored behave as
+    for an id never stored (None, False), so a caller cannot even learn that it exists."""
+
     async def put(self, entry: StoredResponse) -> None: ...
 
-    async def get(self, response_id: str) -> StoredResponse | None: ...
+    async def get(self, caller: Caller, response_id: str) -> StoredResponse | None: ...
 
-    async def delete(self, response_id: str) -> bool: ...
+    async def delete(self, caller: Caller, response_id: str) -> bool: ...
 
     async def close(self) -> None: ...
 
@@ -70,10 +84,10 @@ class NoStore:
     async def put(self, entry: StoredResponse) -> None:
         return None
 
-    async def get(self, response_id: str) -> StoredResponse | None:
+    async def get(self, caller: Caller, response_id: str) -> StoredResponse | None:
         return None
 
-    async def delete(self, response_id: str) -> bool:
+    async def delete(self, caller: Caller, response_id: str) -> bool:
         return False
 
     async def close(self) -> None:
@@ -87,7 +101,8 @@ class MemoryResponseStore:
     def __init__(self, limits: StoreLimits, clock: Callable[[], float] = time.monotonic) -> None:
         self._limits = limits
         self._clock = clock
-        self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()  # id -> (stored at, entry)
+        # (caller id, response id) -> (stored at, entry), oldest first
+        self._entries: OrderedDict[tuple[str, str], tuple[float, bytes]] = OrderedDict()
         self.bytes = 0
 
     def __len__(self) -> int:
@@ -100,28 +115,29 @@ class MemoryResponseStore:
                 "response %s not stored: %d bytes, over MOA_RESPONSES_STORE_MAX_BYTES", entry.id, len(raw)
             )
             return
-        self._drop(entry.id)
-        self._entries[entry.id] = (self._clock(), raw)
+        key = (entry.caller.id, entry.id)
+        self._drop(key)
+        self._entries[key] = (self._clock(), raw)
         self.bytes += len(raw)
         self._expire()
         while len(self._entries) > self._limits.max_entries or self.bytes > self._limits.max_bytes:
             self._drop(next(iter(self._entries)))
 
-    async def get(self, response_id: str) -> StoredResponse | None:
+    async def get(self, caller: Caller, response_id: str) -> StoredResponse | None:
         self._expire()
-        held = self._entries.get(response_id)
+        held = self._entries.get((caller.id, response_id))
         return None if held is None else StoredResponse.decode(held[1])
 
-    async def delete(self, response_id: str) -> bool:
+    async def delete(self, caller: Caller, response_id: str) -> bool:
         self._expire()
-        return self._drop(response_id)
+        return self._drop((caller.id, response_id))
 
     async def close(self) -> None:
         self._entries.clear()
         self.bytes = 0
 
-    def _drop(self, response_id: str) -> bool:
-        held = self._entries.pop(response_id, None)
+    def _drop(self, key: tuple[str, str]) -> bool:
+        held = self._entries.pop(key, None)
         if held is not None:
             self.bytes -= len(held[1])
         return held is not None
@@ -130,14 +146,15 @@ class MemoryResponseStore:
         """Entries are in the order they were stored, so the expired ones are at the front."""
         oldest_kept = self._clock() - self._limits.ttl_s
         while self._entries:
-            response_id, (stored_at, _) = next(iter(self._entries.items()))
+            key, (stored_at, _) = next(iter(self._entries.items()))
             if stored_at > oldest_kept:
                 return
-            self._drop(response_id)
+            self._drop(key)
 
 
 class RedisResponseStore:
-    """One Redis string per response (`moa:response:<id>`), set with the TTL: Redis expires it."""
+    """One Redis string per response (`moa:response:<caller>:<id>`), set with the TTL: Redis expires it.
+    The caller is in the key, so a lookup by another caller misses as an unknown id does."""
 
     PREFIX = "moa:response:"
 
@@ -153,16 +170,20 @@ class RedisResponseStore:
             )
             return
         async with self._reaching():
-            await self._redis.set(self.PREFIX + entry.id, raw, ex=max(1, round(self._limits.ttl_s)))
+            await self._redis.set(self.key(entry.caller, entry.id), raw, ex=max(1, round(self._limits.ttl_s)))
 
-    async def get(self, response_id: str) -> StoredResponse | None:
+    async def get(self, caller: Caller, response_id: str) -> StoredResponse | None:
         async with self._reaching():
-            raw = await self._redis.get(self.PREFIX + response_id)
+            raw = await self._redis.get(self.key(caller, response_id))
         return None if raw is None else StoredResponse.decode(raw)
 
-    async def delete(self, response_id: str) -> bool:
+    async def delete(self, caller: Caller, response_id: str) -> bool:
         async with self._reaching():
-            return bool(await self._redis.delete(self.PREFIX + response_id))
+            return bool(await self._redis.delete(self.key(caller, response_id)))
+
+    @classmethod
+    def key(cls, caller: Caller, response_id: str) -> str:
+        return f"{cls.PREFIX}{caller.id}:{response_id}"
 
     async def close(self) -> None:
         await self._redis.aclose()

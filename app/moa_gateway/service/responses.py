@@ -1,6 +1,7 @@
 """The Responses API as a use case on top of chat completion: a request's history (from a stored
 response, for `previous_response_id`) and input become one chat run; a finished response is stored for
-retrieval and continuation. No HTTP here, and no second MoA run: the chat service runs it."""
+retrieval and continuation by the same caller. No HTTP here, and no second MoA run: the chat service
+runs it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import logging
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
+from moa_gateway.core.caller import Caller
 from moa_gateway.core.events import Event
 from moa_gateway.core.failures import Failure, FailureKind
 from moa_gateway.core.plan import quoted
@@ -26,6 +28,7 @@ class ResponsesRun:
     frame: ResponseFrame
     conversation: list[Message]  # history and input, without instructions: what a continuation replays
     store: bool
+    caller: Caller  # who asked: the stored response is theirs alone
 
 
 class ResponsesService:
@@ -33,17 +36,18 @@ class ResponsesService:
         self._chat = chat
         self._store = store
 
-    async def prepare(self, request: ResponsesRequest) -> ResponsesRun:
-        """Raises Failure: 400 for a bad request, 404 for an unknown model or previous response."""
+    async def prepare(self, request: ResponsesRequest, caller: Caller) -> ResponsesRun:
+        """Raises Failure: 400 for a bad request, 404 for an unknown model or a previous response that
+        `caller` did not store."""
         history: list[Message] = []
         if request.previous_response_id is not None:
-            previous = await self._store.get(request.previous_response_id)
+            previous = await self._store.get(caller, request.previous_response_id)
             if previous is None:
                 raise not_found(request.previous_response_id, param="previous_response_id")
             history = previous.conversation
         conversation = history + input_messages(request)
         run = self._chat.prepare(chat_request(request, instructions_message(request) + conversation))
-        return ResponsesRun(run, ResponseFrame.of(request), conversation, request.stores)
+        return ResponsesRun(run, ResponseFrame.of(request), conversation, request.stores, caller)
 
     def events(self, run: ResponsesRun) -> AsyncGenerator[Event, None]:
         return self._chat.events(run.chat)
@@ -56,20 +60,22 @@ class ResponsesService:
         store that fails loses the entry, not the answer: the client has it already or is about to."""
         if not run.store:
             return
-        entry = StoredResponse(run.frame.id, dict(response), [*run.conversation, assistant_turn(output)])
+        conversation = [*run.conversation, assistant_turn(output)]
+        entry = StoredResponse(run.frame.id, run.caller, dict(response), conversation)
         try:
             await self._store.put(entry)
         except Failure as exc:
             logger.warning("response %s not stored: %s", run.frame.id, exc.message)
 
-    async def retrieve(self, response_id: str) -> dict[str, object]:
-        stored = await self._store.get(response_id)
+    async def retrieve(self, caller: Caller, response_id: str) -> dict[str, object]:
+        """The stored response, if `caller` stored it; else 404, as for an id never stored."""
+        stored = await self._store.get(caller, response_id)
         if stored is None:
             raise not_found(response_id)
         return stored.response
 
-    async def delete(self, response_id: str) -> None:
-        if not await self._store.delete(response_id):
+    async def delete(self, caller: Caller, response_id: str) -> None:
+        if not await self._store.delete(caller, response_id):
             raise not_found(response_id)
 
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -25,40 +23,9 @@ from moa_gateway.config import parse_config
 from moa_gateway.main import create_app
 from moa_gateway.settings import Settings
 from tests.e2e.responses.conftest import responses_config
+from tests.e2e.test_cli_serve import free_port
 from tests.support.recording import Recorder
 from tests.support.servers import ServerThread
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-    if not os.path.exists(binary):
-        pytest.fail("redis-server is not installed: `make test` installs Debian's redis-server package")
-    port = free_port()
-    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    client = redis.Redis(port=port)
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                assert process.poll() is None and time.monotonic() < deadline, "redis-server did not start"
-                time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        client.close()
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def _serve(config: Path, store: str) -> tuple[subprocess.Popen[str], str]:
@@ -113,7 +80,7 @@ def test_two_gateway_processes_share_stored_responses(two_gateways: tuple[str, s
         third = a.responses.create(model="alpha", previous_response_id=second.id, input="Again?")
         assert third.status == "completed"
 
-        ttl = redis.Redis.from_url(redis_url).ttl(f"moa:response:{first.id}")
+        ttl = redis.Redis.from_url(redis_url).ttl(f"moa:response:anonymous:{first.id}")
         assert 0 < ttl <= 60
 
         a.responses.delete(first.id)

@@ -1,4 +1,5 @@
-"""Gateway keys: with keys configured, every path but the probes and metrics needs one."""
+"""Gateway keys: with keys configured, every path but the probes and metrics needs one, and the key that
+matched names the caller on the request record (which stored responses it may reach)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import hmac
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from moa_gateway.api.middleware.responses import send_error
+from moa_gateway.api.record import record_of
+from moa_gateway.core.caller import Caller
 
 # Probes and metrics carry no secrets, and a prober or scraper holds no key. The index and the
 # playground page are static: the page asks for the key and sends it with each API call it makes.
@@ -18,7 +21,8 @@ class AuthMiddleware:
     """With gateway keys configured, every path but OPEN_PATHS needs `Authorization: Bearer <key>`: the
     API, and also `/docs`, `/redoc` and `/openapi.json`, which describe it.
 
-    Keys are kept as SHA-256 digests and compared in constant time, against every digest.
+    Keys are kept as SHA-256 digests and compared in constant time, against every digest. The caller is
+    named by a hash of the matched digest (core/caller.py), so no store ever holds a key or its digest.
     """
 
     def __init__(self, app: ASGIApp, key_digests: list[str]) -> None:
@@ -45,4 +49,5 @@ class AuthMiddleware:
                 {"www-authenticate": "Bearer"},
             )
             return
+        record_of(scope).caller = Caller.of_key_digest(presented)  # equal to the digest that matched
         await self.app(scope, receive, send)

@@ -37,7 +37,7 @@ async def create_response(request: Request) -> Response:
     """Create a model response (Responses API); a pipeline id runs Mixture-of-Agents."""
     runtime, record = runtime_of(request), record_of(request.scope)
     service = runtime.responses
-    run = await service.prepare(parse_responses_request(await request.body()))
+    run = await service.prepare(parse_responses_request(await request.body()), record.caller)
     record.model, record.stream = run.chat.plan.model_id, run.chat.stream
     if not run.chat.stream:
         result = await service.complete(run)
@@ -107,15 +107,15 @@ async def _sse_frames(
 
 
 @router.get(RESPONSES_PATH + "/{response_id}")
-async def retrieve_response(response_id: str, runtime: RuntimeDep) -> Response:
+async def retrieve_response(response_id: str, request: Request, runtime: RuntimeDep) -> Response:
     """Retrieve a stored response."""
-    body = await runtime.responses.retrieve(response_id)
+    body = await runtime.responses.retrieve(record_of(request.scope).caller, response_id)
     return Response(orjson.dumps(body), media_type="application/json")
 
 
 @router.delete(RESPONSES_PATH + "/{response_id}")
-async def delete_response(response_id: str, runtime: RuntimeDep) -> Response:
+async def delete_response(response_id: str, request: Request, runtime: RuntimeDep) -> Response:
     """Delete a stored response."""
-    await runtime.responses.delete(response_id)
+    await runtime.responses.delete(record_of(request.scope).caller, response_id)
     body = {"id": response_id, "object": "response.deleted", "deleted": True}
     return Response(orjson.dumps(body), media_type="application/json")
