@@ -3,6 +3,7 @@ service out, with telemetry wired in. Shared by the HTTP app and anything else t
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing, asynccontextmanager
@@ -31,6 +32,8 @@ from moa_gateway.upstream.pool import ConnectionPool, pool_size
 
 if TYPE_CHECKING:
     from moa_gateway.telemetry.tracing import Tracing
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -114,6 +117,7 @@ async def open_runtime(
         store = response_store(
             settings.responses_store.get_secret_value(), StoreLimits.from_settings(settings)
         )
+        logger.info("responses store: %s", store.describe())  # who can continue a stored response
         try:
             yield Runtime(
                 settings,

@@ -85,14 +85,18 @@ class Settings(BaseSettings):
     max_proposers: int = Field(default=8, ge=1, description="Limit on proposers per layer in `moa.layers`")
     responses_store: SecretStr = Field(
         default=SecretStr("memory"),
-        description="Where `/v1/responses` keeps stored responses: `memory` (this process, bounded), "
-        "`redis://...` (shared by replicas; a secret, as the URL may hold a password) or `none`",
+        description="Where `/v1/responses` keeps stored responses: `memory` (this worker, bounded), "
+        "`sqlite:///path/to/file.db` (shared by the workers of one host), `redis://...` (shared by "
+        "replicas; a secret, as the URL may hold a password) or `none`",
     )
-    responses_store_max_entries: int = Field(default=10_000, ge=1, description="Memory store: entries kept")
+    responses_store_max_entries: int = Field(
+        default=10_000, ge=1, description="Memory and SQLite stores: entries kept"
+    )
     responses_store_max_bytes: int = Field(
         default=64 * 1024 * 1024,
         ge=1024,
-        description="Memory store: bytes kept in all (oldest evicted first); either store: largest entry",
+        description="Memory and SQLite stores: bytes kept in all (oldest evicted first); every store: "
+        "largest entry",
     )
     responses_store_ttl_s: float = Field(
         default=86_400, gt=0, description="A stored response is gone this long after it was stored"

@@ -6,7 +6,12 @@ from __future__ import annotations
 import hashlib
 
 from moa_gateway.core.caller import ANONYMOUS, Caller
-from moa_gateway.service.response_store import MemoryResponseStore, StoredResponse, StoreLimits
+from moa_gateway.service.response_store import (
+    MemoryResponseStore,
+    StoredResponse,
+    StoreLimits,
+    response_store,
+)
 
 
 class Clock:
@@ -99,3 +104,16 @@ def test_a_caller_is_named_by_a_hash_of_the_key_digest_never_the_digest() -> Non
     assert Caller.of_key_digest(digest) == ADA  # the same on every worker and replica
     assert ADA != Caller.of_key_digest(hashlib.sha256(b"bob's key").digest()) != ANONYMOUS
     assert digest.hex()[:16] not in ADA.id
+
+
+async def test_the_start_up_line_says_who_shares_the_store_and_never_a_password() -> None:
+    limits = StoreLimits()
+    assert response_store("memory", limits).describe() == "memory, this worker only"
+    redis = response_store("redis://:hunter2@cache.internal:6380/2?password=hunter3", limits)
+    try:
+        assert (
+            redis.describe() == "redis cache.internal:6380/2, shared by every replica and worker that uses it"
+        )
+    finally:
+        await redis.close()  # never connected
+    assert "hunter" not in response_store("unix://:hunter2@/run/redis.sock", limits).describe()

@@ -50,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
     if workers > 1 and settings.responses_store.get_secret_value() == "memory":
         logger.warning(
             "%d workers each keep their own stored /v1/responses (MOA_RESPONSES_STORE=memory): a "
-            "previous_response_id reaches another worker about %d times in %d; share a Redis store",
+            "previous_response_id reaches another worker about %d times in %d; share a store: "
+            "MOA_RESPONSES_STORE=sqlite:///path/to/file.db (this host) or redis://... (several hosts)",
             workers,
             workers - 1,
             workers,

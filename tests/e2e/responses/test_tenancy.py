@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from pathlib import Path
 
 import openai
 import pytest
@@ -23,12 +24,14 @@ from tests.support.servers import ServerThread
 KEY_A, KEY_B = "tenant-a-secret-key", "tenant-b-secret-key"
 
 
-@pytest.fixture(params=["memory", "redis"])
-def store(request: pytest.FixtureRequest) -> str:
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Where the gateway under test keeps stored responses."""
     if request.param == "redis":
         url: str = request.getfixturevalue("redis_url")
         return url
+    if request.param == "sqlite":
+        return f"sqlite://{tmp_path / 'responses.db'}"
     return str(request.param)
 
 
