@@ -101,3 +101,6 @@ def configure_logging(level: str, fmt: str = "text", value_chars: int = DEFAULT_
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("httpx").setLevel(logging.WARNING)  # its per-request INFO lines duplicate ours
+    # Its DEBUG trace writes each upstream's and proxy's status line and headers as they came, which may
+    # echo the credentials the gateway sent (Proxy-Authorization, a Basic token): never scrubbed.
+    logging.getLogger("httpcore").setLevel(logging.WARNING)

@@ -1,9 +1,69 @@
-"""Scrubbing configured secrets out of texts that came from (or mention) a provider."""
+"""Scrubbing configured secrets out of texts that came from (or mention) a provider, and the list of
+them: every form of every credential the gateway sends."""
 
 from __future__ import annotations
 
+import base64
+from collections.abc import Iterable
+from urllib.parse import quote, unquote, urlsplit
+from urllib.request import getproxies
+
+import orjson
+
+from moa_gateway.config import GatewayConfig, OpenAIProvider
+
 # A fragment of a secret shorter than this is not told apart from ordinary text.
 _MIN_FRAGMENT = 4
+
+
+def gateway_secrets(config: GatewayConfig) -> list[str]:
+    """What must never be shown: the configured secrets, the credentials in base URLs and in the
+    environment's proxies, each in every form the gateway sends it or an echo may quote it."""
+    found = config.secrets()
+    for provider in config.providers.values():
+        if isinstance(provider, OpenAIProvider):
+            found += userinfo_secrets(provider.base_url)  # sent as `Authorization: Basic ...`
+    found += proxy_secrets()
+    return _every_form(found)
+
+
+def proxy_secrets() -> list[str]:
+    """The credentials of the proxies HTTP_PROXY, HTTPS_PROXY and ALL_PROXY (either case) name: both
+    upstream clients send them to the proxy as `Proxy-Authorization: Basic ...`."""
+    proxies = getproxies()
+    return [secret for scheme, url in proxies.items() if scheme != "no" for secret in userinfo_secrets(url)]
+
+
+def userinfo_secrets(url: str) -> list[str]:
+    """The user and password in `url`, alone and paired, as written (percent-encoded) and decoded, and
+    the pair's Basic token: UTF-8 (httpx, and base URLs) and Latin-1 (aiohttp's proxy auth)."""
+    # A proxy variable may leave out the scheme (`user:pw@host:3128`); the clients read it as http://.
+    parts = urlsplit(url if "://" in url else f"http://{url}")
+    try:
+        raw_user, raw_password = parts.username or "", parts.password or ""
+    except ValueError:  # a malformed port: no client sends credentials from it
+        return []
+    if not raw_user and not raw_password:
+        return []
+    user, password = unquote(raw_user), unquote(raw_password)
+    pair = f"{user}:{password}"
+    found = [raw_user, raw_password, user, password, f"{raw_user}:{raw_password}", pair]
+    for encoding in ("utf-8", "latin-1"):
+        try:
+            token = base64.b64encode(pair.encode(encoding)).decode()
+        except UnicodeEncodeError:  # not sendable in that encoding: never sent so
+            continue
+        found += [token, token.rstrip("=")]  # an echo may drop the padding
+    return found
+
+
+def _every_form(secrets: Iterable[str]) -> list[str]:
+    """Each secret as it is, percent-encoded (an echoed URL) and JSON-escaped (an echoed JSON body),
+    without duplicates; a short one is not told apart from ordinary text."""
+    found: list[str] = []
+    for secret in secrets:
+        found += [secret, quote(secret, safe=""), orjson.dumps(secret).decode()[1:-1]]
+    return [secret for secret in dict.fromkeys(found) if len(secret) >= _MIN_FRAGMENT]
 
 
 def redact(text: str, secrets: list[str], limit: int | None = None) -> str:

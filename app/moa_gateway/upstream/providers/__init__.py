@@ -11,6 +11,7 @@ from moa_gateway.upstream.client import UpstreamClient
 from moa_gateway.upstream.pool import ConnectionPool
 from moa_gateway.upstream.providers.openai_http import HttpTransport
 from moa_gateway.upstream.providers.simulated import SimulatedTransport
+from moa_gateway.upstream.secrets import gateway_secrets
 from moa_gateway.upstream.transport import Transport
 
 
@@ -47,5 +48,5 @@ def build_transports(
     pool: ConnectionPool | None = None,
 ) -> dict[str, Transport]:
     """One transport per configured provider, by name."""
-    shared = Shared(client, config.secrets(), limits, pool)
+    shared = Shared(client, gateway_secrets(config), limits, pool)
     return {name: REGISTRY[p.type](name, p, shared) for name, p in config.providers.items()}
