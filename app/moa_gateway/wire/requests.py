@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -27,12 +28,57 @@ PROPOSER_PARAMS = (
 _NOT_FORWARDED = frozenset({"model", "messages", "stream", "stream_options", "moa"})
 
 
+class ContentPart(BaseModel):
+    """One part of a message's content; any type is forwarded, a text part must carry its text."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    text: str | None = None
+
+    @model_validator(mode="after")
+    def _text_parts_have_text(self) -> ContentPart:
+        if self.type == "text" and self.text is None:
+            raise ValueError("a text part needs its `text`, a string")
+        return self
+
+
+class FunctionCall(BaseModel):
+    """A call the assistant made, sent back in the conversation (`tool_calls[].function`, or the legacy
+    `function_call`). `arguments` is JSON text; an object, as some clients send it, is forwarded too."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    arguments: str | dict[str, Any]
+
+
+class ToolCall(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: str | None = None
+    type: str = "function"  # not added when absent: messages are forwarded as sent (exclude_unset)
+    function: FunctionCall | None = None
+
+    @model_validator(mode="after")
+    def _function_calls_name_one(self) -> ToolCall:
+        if self.type == "function" and self.function is None:
+            raise ValueError("a tool call of type function needs its `function` (name, arguments)")
+        return self
+
+
 class ChatMessage(BaseModel):
+    """A message as sent, checked only where a wrong shape would otherwise reach the gateway's own code
+    (the advisory view of a conversation reads tool calls and results) as something it cannot read."""
+
     model_config = ConfigDict(extra="allow")
 
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
-    content: str | list[dict[str, Any]] | None = None
+    content: str | list[ContentPart] | None = None
     name: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    function_call: FunctionCall | None = None
+    tool_call_id: str | None = None
 
 
 class FunctionSpec(BaseModel):
@@ -174,14 +220,30 @@ def parse_embeddings_request(raw: bytes) -> EmbeddingsRequest:
 
 
 def validation_failure(errors: Sequence[Any]) -> Failure:
-    """The first problem of a pydantic validation, as a 400 with `param` set to its path."""
+    """The first problem of a pydantic validation, as a 400 with `param` set to its path.
+
+    A value that fits no member of a union (`content`: a string or a list of parts) gets an error per
+    member: of the first field's errors, the deepest says most (a list's part that is wrong, rather
+    than "not a string"). Pydantic's union member tags are left out of the path.
+    """
     if not errors:
         return Failure(FailureKind.INVALID_REQUEST, "Invalid request body")
-    first = errors[0]
-    loc = [part for part in first.get("loc", ()) if part != "body"]
+    paths = [_field_path(error.get("loc", ())) for error in errors]
+    field = paths[0][:1]
+    chosen = max((i for i, path in enumerate(paths) if path[:1] == field), key=lambda i: len(paths[i]))
+    first, loc = errors[chosen], paths[chosen]
     param = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".") or None
     message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+    message = message.partition(" or instance of ")[0]  # our class names mean nothing to a client
     return Failure(FailureKind.INVALID_REQUEST, f"{param}: {message}" if param else message, param=param)
+
+
+# Pydantic's names for union members in an error's path: `str`, `list[ContentPart]`, `ToolCall`.
+_UNION_TAG = re.compile(r"^(str|int|float|bool|none|bytes|[A-Z]\w*|.*[\[(,].*)$")
+
+
+def _field_path(loc: Sequence[Any]) -> list[str | int]:
+    return [p for p in loc if p != "body" and not (isinstance(p, str) and _UNION_TAG.match(p))]
 
 
 def parse_chat_request(raw: bytes) -> ChatCompletionRequest:
