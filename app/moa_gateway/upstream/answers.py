@@ -3,6 +3,7 @@ of a stream, the token usage. Anything else fails that one call as a `bad_respon
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from moa_gateway.core.failures import Failure
@@ -20,7 +21,7 @@ def malformed(alias: str, what: str) -> Failure:
 
 def completion_choices(alias: str, payload: dict[str, Any]) -> list[Choice]:
     """Every choice of a `chat.completion`, in index order: text, finish reason, reasoning, tool calls
-    and logprobs (the last two as sent)."""
+    and logprobs (the last two as sent; a legacy `function_call` as a tool call)."""
     choices = payload.get("choices")
     if not isinstance(choices, list) or not choices:
         raise malformed(alias, "choices is not a non-empty list")
@@ -33,7 +34,8 @@ def completion_choices(alias: str, payload: dict[str, Any]) -> list[Choice]:
             _text(alias, "message.content", message.get("content")),
             _finish_reason(alias, choice) or "stop",
             _reasoning(alias, message) or None,
-            _tool_calls(alias, "message.tool_calls", message.get("tool_calls")),
+            _tool_calls(alias, "message.tool_calls", message.get("tool_calls"))
+            or _legacy_call(alias, message.get("function_call")),
             choice.get("logprobs"),
         )
     return [found[index] for index in sorted(found)]
@@ -48,6 +50,7 @@ class _Assembly:
         self.tool_calls: dict[int, dict[str, Any]] = {}
         self.logprobs: list[Any] = []
         self.finish_reason = "stop"
+        self.legacy_call_id: str | None = None  # the id given to a streamed legacy `function_call`
 
     def add_tool_calls(self, pieces: list[dict[str, Any]]) -> None:
         """Tool-call deltas merged the way OpenAI's SDK does: by `index`, arguments concatenated."""
@@ -109,6 +112,8 @@ class StreamedAnswer:
             content = _text(alias, "delta.content", delta.get("content"))
             reasoning = _reasoning(alias, delta)
             tool_calls = _tool_calls(alias, "delta.tool_calls", delta.get("tool_calls"))
+            if tool_calls is None and delta.get("function_call") is not None:
+                tool_calls = _legacy_call_piece(alias, assembly, delta["function_call"])
             logprobs = choice.get("logprobs")
             if content or reasoning or tool_calls or logprobs:
                 deltas.append(Delta(content, reasoning, tool_calls, index, logprobs))
@@ -196,6 +201,8 @@ def _finish_reason(alias: str, choice: dict[str, Any]) -> str | None:
     reason = choice.get("finish_reason")
     if reason is not None and not isinstance(reason, str):
         raise malformed(alias, f"finish_reason is not a string: {_preview(reason)}")
+    if reason == "function_call":  # the legacy call is passed on as a tool call: say so
+        return "tool_calls"
     return reason or None
 
 
@@ -207,3 +214,45 @@ def _preview(value: Any) -> str:
     if isinstance(value, str) and len(value) <= 16:
         return repr(value)
     return f"a {type(value).__name__}"
+
+
+# The legacy shape of a call (`function_call`, before `tool_calls`), still answered by some servers when
+# offered `functions` or by older OpenAI-compatible stacks: passed on as the one tool call it is, so a
+# client that offered tools gets it (a client sees `tool_calls` only).
+
+
+def _legacy_call(alias: str, value: Any) -> list[dict[str, Any]] | None:
+    """A completion's `message.function_call` as a one-call `tool_calls` list."""
+    if value is None:
+        return None
+    name = "message.function_call"
+    if not isinstance(value, dict):
+        raise malformed(alias, f"{name} is not an object")
+    if not isinstance(value.get("name"), str) or not value["name"]:
+        raise malformed(alias, f"{name}.name is not a non-empty string")
+    arguments = _text(alias, f"{name}.arguments", value.get("arguments"))
+    function = {"name": value["name"], "arguments": arguments}
+    return [{"id": _legacy_call_id(), "type": "function", "function": function}]
+
+
+def _legacy_call_piece(alias: str, assembly: _Assembly, value: Any) -> list[dict[str, Any]]:
+    """A stream's `delta.function_call` piece as a tool-call piece of index 0: the first carries the
+    call's id and name, the rest their arguments' next characters."""
+    name = "delta.function_call"
+    if not isinstance(value, dict):
+        raise malformed(alias, f"{name} is not an object")
+    function: dict[str, Any] = {}
+    if value.get("name") is not None:
+        function["name"] = _text(alias, f"{name}.name", value["name"])
+    if value.get("arguments") is not None:
+        function["arguments"] = _text(alias, f"{name}.arguments", value["arguments"])
+    piece: dict[str, Any] = {"index": 0}
+    if assembly.legacy_call_id is None:
+        assembly.legacy_call_id = _legacy_call_id()
+        piece |= {"id": assembly.legacy_call_id, "type": "function"}
+    return [piece | {"function": function}]
+
+
+def _legacy_call_id() -> str:
+    """The legacy shape has no call id; the client needs one to send the call's result back."""
+    return f"call_{uuid.uuid4().hex[:24]}"
