@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CONFIG ?= config/moa.yaml
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench clean clients
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,7 +39,17 @@ $(REDIS_SERVER):
 	$(SUDO) apt-get update -qq
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server
 
-test: lint $(CHROMIUM) $(REDIS_SERVER)
+# The client suites (tests/e2e/clients) drive real clients: LlamaIndex from its own venv (its OpenAI LLM
+# pins openai<3, the dev extras need openai>=3), the AI SDK and Codex from npm (package-lock.json).
+CLIENTS := tests/e2e/clients
+$(CLIENTS)/.venv/.installed: $(CLIENTS)/llamaindex-requirements.txt
+	$(PYTHON) -m venv $(CLIENTS)/.venv
+	$(CLIENTS)/.venv/bin/pip install --quiet -r $<
+	touch $@
+
+clients: $(CLIENTS)/.venv/.installed
+
+test: lint $(CHROMIUM) $(REDIS_SERVER) clients
 	$(BIN)/pytest
 
 # The benchmark suite (needs wrk; installs it from Debian when run as root). About 6 minutes.
@@ -47,4 +57,4 @@ bench: $(VENV)/.installed
 	$(BIN)/python -m bench.run
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .import_linter_cache
+	rm -rf $(VENV) $(CLIENTS)/.venv $(CLIENTS)/node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis .import_linter_cache

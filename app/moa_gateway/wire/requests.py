@@ -26,6 +26,7 @@ PROPOSER_PARAMS = (
 )
 # Ours, or set by the gateway itself for each upstream call.
 _NOT_FORWARDED = frozenset({"model", "messages", "stream", "stream_options", "moa"})
+_TOOL_FIELDS = frozenset({"tools", "tool_choice", "parallel_tool_calls"})
 
 
 class ContentPart(BaseModel):
@@ -165,7 +166,10 @@ class ChatCompletionRequest(BaseModel):
         """Every field the client sent, as sent, for the acting model: all but the model, the messages,
         what the gateway sets per call (`stream`, `stream_options`) and our `moa` block. Nulls are
         left out, as if not sent."""
-        sent = self.model_dump(exclude_unset=True, exclude=set(_NOT_FORWARDED))
+        # Without tools, `tool_choice` and `parallel_tool_calls` mean nothing, and a strict upstream
+        # (OpenAI's own) rejects them: clients such as LlamaIndex's `structured_predict` send them anyway.
+        unused = _TOOL_FIELDS if not self.tools else frozenset()
+        sent = self.model_dump(exclude_unset=True, exclude=set(_NOT_FORWARDED | unused))
         return {name: value for name, value in sent.items() if value is not None}
 
     def proposer_params(self) -> dict[str, Any]:
