@@ -130,7 +130,7 @@ async def open_runtime(
                 lifecycle,
                 chat_as=chat_as,
                 shadow=shadow,
-                responses=ResponsesService(chat, store),
+                responses=ResponsesService(chat, store, settings.hosted_tools),
             )
         finally:
             await store.close()

@@ -101,6 +101,11 @@ class Settings(BaseSettings):
     responses_store_ttl_s: float = Field(
         default=86_400, gt=0, description="A stored response is gone this long after it was stored"
     )
+    hosted_tools: Literal["drop", "reject"] = Field(
+        default="drop",
+        description="`/v1/responses` tools OpenAI runs itself (`web_search`, ...): `drop` answers without "
+        "them and names them in `moa.dropped_tools`; `reject` is a 400 naming the first",
+    )
     upstream_transport: Literal["aiohttp", "httpx"] = Field(
         default="aiohttp",
         description="The upstream HTTP client: aiohttp, called directly (faster under fan-out), or httpx",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
+from typing import Literal
 
 from moa_gateway.core.caller import Caller
 from moa_gateway.core.events import Event
@@ -16,7 +17,13 @@ from moa_gateway.core.plan import quoted
 from moa_gateway.core.types import Message, MoaResult
 from moa_gateway.service.chat import ChatRun, ChatService
 from moa_gateway.service.response_store import ResponseStore, StoredResponse
-from moa_gateway.wire.responses import ResponsesRequest, chat_request, input_messages, instructions_message
+from moa_gateway.wire.responses import (
+    ResponsesRequest,
+    chat_request,
+    input_messages,
+    instructions_message,
+    without_hosted_tools,
+)
 from moa_gateway.wire.responses_output import OutputItem, ResponseFrame, assistant_turn
 
 logger = logging.getLogger(__name__)
@@ -32,9 +39,12 @@ class ResponsesRun:
 
 
 class ResponsesService:
-    def __init__(self, chat: ChatService, store: ResponseStore) -> None:
+    def __init__(
+        self, chat: ChatService, store: ResponseStore, hosted_tools: Literal["drop", "reject"] = "drop"
+    ) -> None:
         self._chat = chat
         self._store = store
+        self._hosted_tools = hosted_tools  # MOA_HOSTED_TOOLS
 
     async def prepare(self, request: ResponsesRequest, caller: Caller) -> ResponsesRun:
         """Raises Failure: 400 for a bad request, 404 for an unknown model or a previous response that
@@ -45,9 +55,17 @@ class ResponsesService:
             if previous is None:
                 raise not_found(request.previous_response_id, param="previous_response_id")
             history = previous.conversation
+        dropped: list[str] = []
+        if self._hosted_tools == "drop":  # else the wire's 400 names the first hosted tool
+            request, dropped = without_hosted_tools(request)
         conversation = history + input_messages(request)
         run = self._chat.prepare(chat_request(request, instructions_message(request) + conversation))
-        return ResponsesRun(run, ResponseFrame.of(request), conversation, request.stores, caller)
+        frame = ResponseFrame.of(request, tuple(dropped))
+        if dropped:
+            logger.info(
+                "response %s: hosted tools dropped (MOA_HOSTED_TOOLS=drop): %s", frame.id, ", ".join(dropped)
+            )
+        return ResponsesRun(run, frame, conversation, request.stores, caller)
 
     def events(self, run: ResponsesRun) -> AsyncGenerator[Event, None]:
         return self._chat.events(run.chat)

@@ -15,6 +15,9 @@ from moa_gateway.wire.requests import ChatCompletionRequest, MoaOptions, json_ob
 
 logger = logging.getLogger(__name__)
 
+# The tool types a chat model can be offered; any other is run by OpenAI itself (`web_search`, ...).
+_SERVED_TOOLS = frozenset({"function", "namespace"})
+
 # Fields of the Responses API that have no chat counterpart and change nothing here when sent.
 _IGNORED = frozenset({"include", "truncation", "service_tier", "safety_identifier", "prompt_cache_key"})
 # Fields we cannot honour: a 400 rather than an answer that silently is not what was asked.
@@ -230,6 +233,26 @@ def function_tools(request: ResponsesRequest) -> list[tuple[dict[str, Any], str 
             FailureKind.INVALID_REQUEST, f"tools: more than one function is named {twice[0]!r}", param="tools"
         )
     return found
+
+
+def without_hosted_tools(request: ResponsesRequest) -> tuple[ResponsesRequest, list[str]]:
+    """The request without the tools the gateway cannot offer a chat model (hosted ones: `web_search`,
+    `file_search`, `code_interpreter`, ...), and their types; a `tool_choice` naming one goes too.
+    Codex sends `web_search` by default: this answers without it rather than a 400 (MOA_HOSTED_TOOLS)."""
+    tools = request.tools or []
+    kept = [tool for tool in tools if tool.get("type") in _SERVED_TOOLS]
+    if len(kept) == len(tools):
+        return request, []
+    dropped = [str(tool.get("type")) for tool in tools if tool.get("type") not in _SERVED_TOOLS]
+    choice = request.tool_choice
+    if isinstance(choice, dict) and choice.get("type") == "allowed_tools":
+        listed = choice.get("tools")
+        if isinstance(listed, list):
+            served = [t for t in listed if not isinstance(t, dict) or t.get("type") in _SERVED_TOOLS]
+            choice = {**choice, "tools": served}
+    elif isinstance(choice, dict) and choice.get("type") not in _SERVED_TOOLS:
+        choice = None  # it forced a dropped tool: the model chooses among what is left
+    return request.model_copy(update={"tools": kept or None, "tool_choice": choice}), dropped
 
 
 def namespaces(request: ResponsesRequest) -> dict[str, str]:

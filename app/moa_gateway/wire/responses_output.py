@@ -29,10 +29,11 @@ class ResponseFrame:
     echo: dict[str, Any]
     include_proposals: bool = False
     namespaces: dict[str, str] = field(default_factory=dict)  # namespaced function name -> namespace
+    dropped_tools: tuple[str, ...] = ()  # types of the hosted tools left out (MOA_HOSTED_TOOLS=drop)
     created_at: int = field(default_factory=lambda: int(time.time()))
 
     @classmethod
-    def of(cls, request: ResponsesRequest) -> ResponseFrame:
+    def of(cls, request: ResponsesRequest, dropped_tools: tuple[str, ...] = ()) -> ResponseFrame:
         echo = {
             "instructions": request.instructions,
             "max_output_tokens": request.max_output_tokens,
@@ -50,7 +51,14 @@ class ResponseFrame:
             "truncation": "disabled",
             "user": request.user,
         }
-        return cls(new_id("resp"), request.model, echo, request.moa.include_proposals, namespaces(request))
+        return cls(
+            new_id("resp"),
+            request.model,
+            echo,
+            request.moa.include_proposals,
+            namespaces(request),
+            dropped_tools,
+        )
 
 
 @dataclass
@@ -160,6 +168,8 @@ def response_body(
         body["usage"] = usage_body(result.usage)
         # --- moa-gateway extension ---
         body["moa"] = moa_body(result, frame.include_proposals)
+        if frame.dropped_tools:  # said in the answer, as the client asked for tools it did not get
+            body["moa"]["dropped_tools"] = list(frame.dropped_tools)
     return body
 
 

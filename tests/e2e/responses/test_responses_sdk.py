@@ -1,6 +1,6 @@
 """`POST /v1/responses` through real HTTP with the official openai SDK: plain, instructions, streamed
 (the event sequence and its numbers), function tools and their outputs, continuation, retrieval and
-deletion, structured output, reasoning, hosted tools, length cuts and failures. The recording upstream
+deletion, structured output, reasoning, length cuts and failures. The recording upstream
 shows what the aggregator and the proposers were sent."""
 
 from __future__ import annotations
@@ -291,18 +291,6 @@ def test_reasoning_effort_reaches_the_aggregator_and_reasoning_comes_back(
         < types.index("response.output_text.delta")
     )
     assert [i.type for i in events[-1].response.output] == ["reasoning", "message"]
-
-
-@pytest.mark.parametrize(
-    "tool", [{"type": "web_search"}, {"type": "file_search", "vector_store_ids": ["vs_1"]}]
-)
-def test_a_hosted_tool_is_a_400_naming_it(client: openai.OpenAI, gateway: Gateway, tool: Any) -> None:
-    with pytest.raises(openai.BadRequestError) as caught:
-        client.responses.create(model="moa", input="Search the web", tools=[WEATHER, tool])
-    body = caught.value.body
-    assert isinstance(body, dict) and body["type"] == "invalid_request_error"
-    assert body["param"] == "tools[1].type" and repr(tool["type"]) in body["message"]
-    assert gateway.recorder.bodies() == []
 
 
 def test_a_length_cut_is_an_incomplete_response(client: openai.OpenAI) -> None:
