@@ -17,6 +17,7 @@ logger = logging.getLogger(__name__)
 
 # The tool types a chat model can be offered; any other is run by OpenAI itself (`web_search`, ...).
 _SERVED_TOOLS = frozenset({"function", "namespace"})
+_SUMMARIES = frozenset({"auto", "concise", "detailed"})  # `reasoning.summary`
 
 # Fields of the Responses API that have no chat counterpart and change nothing here when sent.
 _IGNORED = frozenset({"include", "truncation", "service_tier", "safety_identifier", "prompt_cache_key"})
@@ -253,6 +254,23 @@ def without_hosted_tools(request: ResponsesRequest) -> tuple[ResponsesRequest, l
     elif isinstance(choice, dict) and choice.get("type") not in _SERVED_TOOLS:
         choice = None  # it forced a dropped tool: the model chooses among what is left
     return request.model_copy(update={"tools": kept or None, "tool_choice": choice}), dropped
+
+
+def wants_summary(request: ResponsesRequest) -> bool:
+    """Whether `reasoning.summary` (or the older `generate_summary`) asks for reasoning summaries. The
+    summary is the acting model's reasoning as it came: the gateway makes no second call to shorten it."""
+    reasoning = request.reasoning or {}
+    for name in ("summary", "generate_summary"):
+        value = reasoning.get(name)
+        if value is not None and value not in _SUMMARIES:
+            raise Failure(
+                FailureKind.INVALID_REQUEST,
+                f"reasoning.{name}: one of 'auto', 'concise', 'detailed' (or null)",
+                param=f"reasoning.{name}",
+            )
+        if value is not None:
+            return True
+    return False
 
 
 def namespaces(request: ResponsesRequest) -> dict[str, str]:

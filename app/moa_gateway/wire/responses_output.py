@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from moa_gateway.core.types import Answer, Message, MoaResult, Usage
 from moa_gateway.wire.chat import moa_body
-from moa_gateway.wire.responses import ResponsesRequest, namespaces
+from moa_gateway.wire.responses import ResponsesRequest, namespaces, wants_summary
 
 ItemKind = Literal["reasoning", "message", "function_call"]
 Status = Literal["in_progress", "completed", "incomplete", "failed"]
@@ -30,6 +30,7 @@ class ResponseFrame:
     include_proposals: bool = False
     namespaces: dict[str, str] = field(default_factory=dict)  # namespaced function name -> namespace
     dropped_tools: tuple[str, ...] = ()  # types of the hosted tools left out (MOA_HOSTED_TOOLS=drop)
+    summary: bool = False  # `reasoning.summary` was asked: reasoning items carry it as `summary` too
     created_at: int = field(default_factory=lambda: int(time.time()))
 
     @classmethod
@@ -58,6 +59,7 @@ class ResponseFrame:
             request.moa.include_proposals,
             namespaces(request),
             dropped_tools,
+            wants_summary(request),
         )
 
 
@@ -74,10 +76,19 @@ class OutputItem:
     logprobs: list[dict[str, Any]] = field(default_factory=list)  # message text
 
 
-def item_body(item: OutputItem, status: Status) -> dict[str, Any]:
+def item_body(item: OutputItem, status: Status, summary: bool = False) -> dict[str, Any]:
+    """An output item as the client sees it; with `summary`, reasoning is in `summary` as well as in
+    `content` (the AI SDK and Codex read the summary, others the reasoning text)."""
     if item.kind == "reasoning":
         content = [{"type": "reasoning_text", "text": item.text}] if item.text else []
-        return {"id": item.id, "type": "reasoning", "summary": [], "content": content, "status": status}
+        summaries = [summary_part(item.text)] if summary and item.text else []
+        return {
+            "id": item.id,
+            "type": "reasoning",
+            "summary": summaries,
+            "content": content,
+            "status": status,
+        }
     if item.kind == "function_call":
         body = {
             "id": item.id,
@@ -90,6 +101,10 @@ def item_body(item: OutputItem, status: Status) -> dict[str, Any]:
         return body if item.namespace is None else body | {"namespace": item.namespace}
     parts = [] if status == "in_progress" and not item.text else [text_part(item.text, item.logprobs)]
     return {"id": item.id, "type": "message", "role": "assistant", "status": status, "content": parts}
+
+
+def summary_part(text: str) -> dict[str, Any]:
+    return {"type": "summary_text", "text": text}
 
 
 def text_part(text: str, logprobs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -146,7 +161,7 @@ def response_body(
 ) -> dict[str, Any]:
     """The `response` object; with `result`, finished (usage, the `moa` extension)."""
     item_status: Status = "completed" if status == "completed" else status
-    output = [item_body(item, item_status) for item in items]
+    output = [item_body(item, item_status, frame.summary) for item in items]
     body: dict[str, Any] = {
         "id": frame.id,
         "object": "response",

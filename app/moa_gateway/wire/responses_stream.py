@@ -3,6 +3,8 @@
 response.created, response.in_progress
   per output item: response.output_item.added
     reasoning:  content_part.added, reasoning_text.delta..., reasoning_text.done, content_part.done
+                (with `reasoning.summary`, each wrapped in reasoning_summary_part.added, then
+                reasoning_summary_text.delta before each reasoning_text.delta, .done and part.done)
     message:    content_part.added, output_text.delta..., output_text.done, content_part.done
     call:       function_call_arguments.delta..., function_call_arguments.done
   response.output_item.done
@@ -24,6 +26,7 @@ from moa_gateway.wire.responses_output import (
     new_id,
     output_items,
     response_body,
+    summary_part,
     text_part,
 )
 
@@ -66,6 +69,10 @@ class ResponseStream:
         if delta.reasoning:
             item = self._text_item("reasoning", events)
             item.text += delta.reasoning
+            if self.frame.summary:
+                events.append(
+                    self._summary_event("response.reasoning_summary_text.delta", item, delta.reasoning)
+                )
             events.append(
                 self._event(
                     "response.reasoning_text.delta", **self._at(item), content_index=0, delta=delta.reasoning
@@ -99,6 +106,8 @@ class ResponseStream:
             else OutputItem("message", new_id("msg"))
         )
         self._add(item, events)
+        if kind == "reasoning" and self.frame.summary:
+            events.append(self._summary_event("response.reasoning_summary_part.added", item))
         part = {"type": "reasoning_text", "text": ""} if kind == "reasoning" else text_part("")
         events.append(
             self._event("response.content_part.added", **self._at(item), content_index=0, part=part)
@@ -135,7 +144,7 @@ class ResponseStream:
             self._event(
                 "response.output_item.added",
                 output_index=len(self.items) - 1,
-                item=item_body(item, "in_progress"),
+                item=item_body(item, "in_progress", self.frame.summary),
             )
         )
 
@@ -150,6 +159,9 @@ class ResponseStream:
         self._closed.add(item.id)
         at = self._at(item)
         if item.kind == "reasoning":
+            if self.frame.summary:
+                events.append(self._summary_event("response.reasoning_summary_text.done", item, item.text))
+                events.append(self._summary_event("response.reasoning_summary_part.done", item, item.text))
             part = {"type": "reasoning_text", "text": item.text}
             events.append(self._event("response.reasoning_text.done", **at, content_index=0, text=item.text))
             events.append(self._event("response.content_part.done", **at, content_index=0, part=part))
@@ -171,7 +183,7 @@ class ResponseStream:
             self._event(
                 "response.output_item.done",
                 output_index=at["output_index"],
-                item=item_body(item, "completed"),
+                item=item_body(item, "completed", self.frame.summary),
             )
         )
 
@@ -196,6 +208,9 @@ class ResponseStream:
         if item.kind == "function_call":
             events.append(self._event("response.function_call_arguments.delta", **at, delta=item.text))
         else:
+            if item.kind == "reasoning" and self.frame.summary:
+                events.append(self._summary_event("response.reasoning_summary_part.added", item))
+                events.append(self._summary_event("response.reasoning_summary_text.delta", item, item.text))
             part = {"type": "reasoning_text", "text": ""} if item.kind == "reasoning" else text_part("")
             events.append(self._event("response.content_part.added", **at, content_index=0, part=part))
             kind = "reasoning_text" if item.kind == "reasoning" else "output_text"
@@ -204,6 +219,16 @@ class ResponseStream:
                 self._event(f"response.{kind}.delta", **at, content_index=0, delta=item.text, **extra)
             )
         self._close(item, events)
+
+    def _summary_event(self, kind: str, item: OutputItem, text: str = "") -> dict[str, Any]:
+        """A reasoning summary event: one summary part per reasoning item, the reasoning itself."""
+        if kind.endswith(".delta"):
+            fields: dict[str, Any] = {"delta": text}
+        elif kind.endswith("text.done"):
+            fields = {"text": text}
+        else:
+            fields = {"part": summary_part(text)}
+        return self._event(kind, **self._at(item), summary_index=0, **fields)
 
     def fail(self, error: dict[str, Any]) -> list[dict[str, Any]]:
         """The run failed after the stream began: `response.failed`, with the error."""
