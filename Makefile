@@ -47,7 +47,10 @@ $(CLIENTS)/.venv/.installed: $(CLIENTS)/llamaindex-requirements.txt
 	$(CLIENTS)/.venv/bin/pip install --quiet -r $<
 	touch $@
 
-clients: $(CLIENTS)/.venv/.installed
+$(CLIENTS)/node_modules/.package-lock.json: $(CLIENTS)/package-lock.json
+	cd $(CLIENTS) && npm ci --no-audit --no-fund --loglevel=error
+
+clients: $(CLIENTS)/.venv/.installed $(CLIENTS)/node_modules/.package-lock.json
 
 test: lint $(CHROMIUM) $(REDIS_SERVER) clients
 	$(BIN)/pytest

@@ -16,6 +16,7 @@ from moa_gateway.core.failures import Failure, FailureKind
 from moa_gateway.core.plan import quoted
 from moa_gateway.core.types import Message, MoaResult
 from moa_gateway.service.chat import ChatRun, ChatService
+from moa_gateway.service.items import with_referenced_items
 from moa_gateway.service.response_store import ResponseStore, StoredResponse
 from moa_gateway.wire.responses import (
     ResponsesRequest,
@@ -55,6 +56,7 @@ class ResponsesService:
             if previous is None:
                 raise not_found(request.previous_response_id, param="previous_response_id")
             history = previous.conversation
+        request = await with_referenced_items(request, self._store.get)  # the same lookup as above
         dropped: list[str] = []
         if self._hosted_tools == "drop":  # else the wire's 400 names the first hosted tool
             request, dropped = without_hosted_tools(request)

@@ -20,6 +20,21 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex}"
 
 
+def item_id(prefix: str, response_id: str) -> str:
+    """An output item's id, which starts with its response's: an `item_reference` to it is found with
+    one store lookup, with no index to keep beside the store (or to expire and evict with it)."""
+    return f"{prefix}_{response_id.removeprefix('resp_')}{uuid.uuid4().hex[:16]}"
+
+
+def response_id_of(item: str) -> str | None:
+    """The id of the response an output item of ours belongs to, from the item's id (see item_id)."""
+    _, _, rest = item.partition("_")
+    head = rest[:32]
+    if len(rest) <= 32 or len(head) != 32 or any(c not in "0123456789abcdef" for c in head):
+        return None
+    return f"resp_{head}"
+
+
 @dataclass(frozen=True)
 class ResponseFrame:
     """Identity and echoed request fields of one response, the same in every event of its stream."""
@@ -111,25 +126,25 @@ def text_part(text: str, logprobs: list[dict[str, Any]] | None = None) -> dict[s
     return {"type": "output_text", "text": text, "annotations": [], "logprobs": logprobs or []}
 
 
-def output_items(answer: Answer, namespaces: dict[str, str] | None = None) -> list[OutputItem]:
+def output_items(answer: Answer, frame: ResponseFrame) -> list[OutputItem]:
     """An answer's first choice as output items: reasoning, then the message, then each tool call."""
     items = []
     if answer.reasoning:
-        items.append(OutputItem("reasoning", new_id("rs"), answer.reasoning))
+        items.append(OutputItem("reasoning", item_id("rs", frame.id), answer.reasoning))
     if answer.text or not answer.tool_calls:
         logprobs = answer.logprobs.get("content") if isinstance(answer.logprobs, dict) else None
-        items.append(OutputItem("message", new_id("msg"), answer.text, logprobs=logprobs or []))
+        items.append(OutputItem("message", item_id("msg", frame.id), answer.text, logprobs=logprobs or []))
     for call in answer.tool_calls or []:
         function = call.get("function") or {}
         name = str(function.get("name") or "")
         items.append(
             OutputItem(
                 "function_call",
-                new_id("fc"),
+                item_id("fc", frame.id),
                 str(function.get("arguments") or ""),
                 name=name,
                 call_id=str(call.get("id") or new_id("call")),
-                namespace=(namespaces or {}).get(name),
+                namespace=frame.namespaces.get(name),
             )
         )
     return items

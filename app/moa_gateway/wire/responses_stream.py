@@ -23,6 +23,7 @@ from moa_gateway.wire.responses_output import (
     ResponseFrame,
     final_status,
     item_body,
+    item_id,
     new_id,
     output_items,
     response_body,
@@ -101,9 +102,9 @@ class ResponseStream:
             return self._open
         self._close_open(events)
         item = (
-            OutputItem("reasoning", new_id("rs"))
+            OutputItem("reasoning", item_id("rs", self.frame.id))
             if kind == "reasoning"
-            else OutputItem("message", new_id("msg"))
+            else OutputItem("message", item_id("msg", self.frame.id))
         )
         self._add(item, events)
         if kind == "reasoning" and self.frame.summary:
@@ -126,7 +127,9 @@ class ResponseStream:
             call_id = fragment.get("id") or new_id("call")
             name = function.get("name") or ""
             space = self.frame.namespaces.get(name)
-            item = OutputItem("function_call", new_id("fc"), name=name, call_id=call_id, namespace=space)
+            item = OutputItem(
+                "function_call", item_id("fc", self.frame.id), name=name, call_id=call_id, namespace=space
+            )
             self._calls[index] = item
             self._add(item, events)
         elif function.get("name") and not item.name:
@@ -195,7 +198,7 @@ class ResponseStream:
         for item in self._calls.values():
             self._close(item, events)
         if not self.items:
-            for item in output_items(result.answer, self.frame.namespaces):
+            for item in output_items(result.answer, self.frame):
                 self._replay(item, events)
         status = final_status(result.answer)
         response = response_body(self.frame, status, self.items, result)

@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from moa_gateway.config import parse_config
@@ -38,3 +41,30 @@ def serve(upstream: tuple[str, Recorder], settings: Settings) -> ServerThread:
     """A gateway with `settings` in front of `upstream` (its URL and recorder)."""
     upstream_url, _ = upstream
     return ServerThread(create_app(settings, parse_config(clients_config(upstream_url), "clients")))
+
+
+HERE = Path(__file__).parent
+NODE_MODULES = HERE / "node_modules"  # `npm ci` by `make clients` (`make test` runs it)
+# No proxy for loopback, and a dead one for anything else: a client that tried to reach the internet
+# (OpenAI, an update check) would fail here rather than leave the machine.
+CLIENT_ENV = {
+    "PATH": "/usr/local/bin:/usr/bin:/bin",
+    "NO_PROXY": "127.0.0.1,localhost",
+    "HTTP_PROXY": "http://127.0.0.1:9",
+    "HTTPS_PROXY": "http://127.0.0.1:9",
+}
+
+
+def run_node(script: str, *args: str, timeout_s: float = 60) -> Any:
+    """Runs a Node script of this folder and returns the JSON it prints on its last line."""
+    assert NODE_MODULES.is_dir(), "the Node clients are not installed: run `make clients`"
+    done = subprocess.run(
+        ["node", str(HERE / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+        env={**CLIENT_ENV, "HOME": str(HERE)},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])

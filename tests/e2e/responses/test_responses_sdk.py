@@ -307,9 +307,10 @@ def test_errors_before_the_stream_keep_their_status(client: openai.OpenAI) -> No
     with pytest.raises(openai.NotFoundError) as caught:
         client.responses.create(model="no-such-model", input="hi", stream=True)
     assert isinstance(caught.value.body, dict) and caught.value.body["code"] == "model_not_found"
+    robot: Any = [{"role": "robot", "content": "hi"}]
     with pytest.raises(openai.BadRequestError) as bad:
-        client.responses.create(model="moa", input=[{"type": "item_reference", "id": "msg_1"}])
-    assert isinstance(bad.value.body, dict) and bad.value.body["param"] == "input[0].type"
+        client.responses.create(model="moa", input=robot)
+    assert isinstance(bad.value.body, dict) and bad.value.body["param"] == "input[0].role"
 
 
 def test_a_failure_after_the_first_event_is_response_failed(client: openai.OpenAI) -> None:

@@ -42,7 +42,7 @@ async def create_response(request: Request) -> Response:
     if not run.chat.stream:
         result = await service.complete(run)
         record.result = result
-        items = output_items(result.answer, run.frame.namespaces)
+        items = output_items(result.answer, run.frame)
         body = response_body(run.frame, final_status(result.answer), items, result)
         await service.save(run, body, items)
         return Response(
