@@ -11,14 +11,14 @@ from typing import Any
 
 import openai
 
-from tests.e2e.clients.support import Gateway
+from tests.e2e.clients.support import CLIENT_ENV, Gateway
 
 HERE = Path(__file__).parent
 LLAMAINDEX_PYTHON = HERE / ".venv" / "bin" / "python"  # made by `make clients` (`make test` runs it)
 TOOL_FIELDS = {"tools", "tool_choice", "parallel_tool_calls"}
 
 
-def test_llamaindex_structured_predict_gets_its_object(gateway: Gateway) -> None:
+def test_llamaindex_structured_predict_gets_its_object(gateway: Gateway, tmp_path: Path) -> None:
     assert LLAMAINDEX_PYTHON.exists(), "LlamaIndex's venv is missing: run `make clients`"
     done = subprocess.run(
         [str(LLAMAINDEX_PYTHON), str(HERE / "llamaindex_structured.py"), gateway.base_url, "moa-1"],
@@ -26,7 +26,7 @@ def test_llamaindex_structured_predict_gets_its_object(gateway: Gateway) -> None
         text=True,
         timeout=60,
         check=False,
-        env={"PATH": "/usr/bin:/bin", "NO_PROXY": "127.0.0.1"},
+        env={**CLIENT_ENV, "HOME": str(tmp_path)},
     )
     assert done.returncode == 0, done.stderr[-2000:]
     city = json.loads(done.stdout)
