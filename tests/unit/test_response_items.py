@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from moa_gateway.core.caller import ANONYMOUS
 from moa_gateway.core.failures import Failure, FailureKind
 from moa_gateway.service.items import MAX_REFERENCED_RESPONSES, with_referenced_items
 from moa_gateway.service.response_store import StoredResponse
@@ -42,7 +43,7 @@ def stored(items: list[dict[str, Any]]) -> StoredResponse:
     response_id = new_id("resp")
     prefixes = {"message": "msg", "function_call": "fc"}
     output = [{**item, "id": item_id(prefixes[item["type"]], response_id)} for item in items]
-    return StoredResponse(response_id, {"id": response_id, "output": output}, [])
+    return StoredResponse(response_id, ANONYMOUS, {"id": response_id, "output": output}, [])
 
 
 async def test_each_response_is_looked_up_once() -> None:

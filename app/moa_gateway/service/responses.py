@@ -56,7 +56,10 @@ class ResponsesService:
             if previous is None:
                 raise not_found(request.previous_response_id, param="previous_response_id")
             history = previous.conversation
-        request = await with_referenced_items(request, self._store.get)  # the same lookup as above
+        # Items resolve from what this caller stored, as previous_response_id does.
+        request = await with_referenced_items(
+            request, lambda response_id: self._store.get(caller, response_id)
+        )
         dropped: list[str] = []
         if self._hosted_tools == "drop":  # else the wire's 400 names the first hosted tool
             request, dropped = without_hosted_tools(request)

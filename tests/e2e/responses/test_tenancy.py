@@ -100,3 +100,22 @@ def test_redis_names_the_caller_by_a_hash_never_by_the_key(
     digest = hashlib.sha256(KEY_A.encode()).hexdigest()
     assert len(keys) == 1 and keys[0].startswith("moa:response:key-")
     assert KEY_A not in keys[0] and digest not in keys[0] and digest[:16] not in keys[0]
+
+
+def test_another_key_cannot_reference_a_stored_responses_items(
+    gateway_url: str, upstream: tuple[str, Recorder]
+) -> None:
+    """An `item_reference` resolves from the caller's own stored responses only: key B naming key A's
+    output item gets the 404 of an item never stored, and no upstream call is made."""
+    recorder = upstream[1]
+    with _client(gateway_url, KEY_A) as a, _client(gateway_url, KEY_B) as b:
+        first = a.responses.create(model="alpha", input="My name is Ada.")
+        item_id = first.output[0].id
+        turn = [{"type": "item_reference", "id": item_id}, {"role": "user", "content": "What is my name?"}]
+        recorder.clear()
+        with pytest.raises(openai.NotFoundError) as caught:
+            b.responses.create(model="alpha", input=turn)  # type: ignore[arg-type]
+        assert isinstance(caught.value.body, dict) and item_id in caught.value.body["message"]
+        assert recorder.bodies() == []
+        again = a.responses.create(model="alpha", input=turn)  # type: ignore[arg-type]
+        assert again.status == "completed"
