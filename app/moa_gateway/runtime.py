@@ -29,6 +29,7 @@ from moa_gateway.upstream.backend import UpstreamBackend
 from moa_gateway.upstream.body import UpstreamLimits
 from moa_gateway.upstream.client import UpstreamClient, upstream_client
 from moa_gateway.upstream.pool import ConnectionPool, pool_size
+from moa_gateway.upstream.providers.kinds import connection_caps, endpoints_of
 
 if TYPE_CHECKING:
     from moa_gateway.telemetry.tracing import Tracing
@@ -78,6 +79,7 @@ async def open_runtime(
             max_concurrent_requests=settings.max_concurrent_requests,
             max_proposers=settings.max_proposers,
             total=settings.upstream_max_connections,
+            caps=connection_caps(config),
         ),
         metrics,
     )
@@ -88,7 +90,7 @@ async def open_runtime(
         if tracing is not None:  # imported only when on: OpenTelemetry is an optional extra
             from moa_gateway.telemetry.trace_observer import TracingObserver, call_targets
 
-            observer = TracingObserver(observer, tracing, call_targets(config))
+            observer = TracingObserver(observer, tracing, call_targets(config, endpoints_of(config)))
         backend = UpstreamBackend(config, client, observer, UpstreamLimits.from_settings(settings), pool)
         catalogue = catalogue_of(config)
         limits = ChatLimits(

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from moa_gateway.config import ConfigError, OpenAIProvider, load_config
+from moa_gateway.upstream.providers.kinds import secrets_of
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,7 +64,7 @@ def test_secret_is_not_in_the_config_repr(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, VALID), env={"TOGETHER_API_KEY": "sk-together-secret"})
 
     assert "sk-together-secret" not in repr(config)
-    assert config.secrets() == ["sk-together-secret"]
+    assert secrets_of(config) == ["sk-together-secret"]  # what the upstream layer redacts
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,7 @@ from moa_gateway.telemetry.observer import TelemetryObserver
 from moa_gateway.upstream.backend import UpstreamBackend
 from moa_gateway.upstream.httpx_client import HttpxClient
 from moa_gateway.upstream.pool import ConnectionPool, PoolSize, pool_size
+from moa_gateway.upstream.providers.kinds import connection_caps
 from tests.support.backend import complete, providers_of
 from tests.support.metrics import Scrape
 
@@ -42,9 +43,9 @@ def test_by_default_every_admitted_request_can_hold_a_connection_per_call_of_its
     }  # fmt: skip
     config = config_with({"p": HTTP}, pipelines)
 
-    assert pool_size(config, max_concurrent_requests=100, max_proposers=4, total=None).total == 500
+    assert pool_size(config, max_concurrent_requests=100, max_proposers=4, total=None, caps={}).total == 500
     # a request's own `moa.layers` may be wider than any pipeline, up to MOA_MAX_PROPOSERS
-    assert pool_size(config, max_concurrent_requests=100, max_proposers=8, total=None).total == 800
+    assert pool_size(config, max_concurrent_requests=100, max_proposers=8, total=None, caps={}).total == 800
 
 
 def test_shadow_evaluations_run_outside_admission_and_get_connections_of_their_own() -> None:
@@ -55,7 +56,10 @@ def test_shadow_evaluations_run_outside_admission_and_get_connections_of_their_o
     }
     config = config_with({"p": HTTP}, {"moa": shadowed})
 
-    assert pool_size(config, max_concurrent_requests=10, max_proposers=1, total=None).total == (10 + 4) * 3
+    assert (
+        pool_size(config, max_concurrent_requests=10, max_proposers=1, total=None, caps={}).total
+        == (10 + 4) * 3
+    )
 
 
 def test_a_total_below_what_admission_can_use_is_kept_and_named_at_start_up(
@@ -66,7 +70,7 @@ def test_a_total_below_what_admission_can_use_is_kept_and_named_at_start_up(
     )
 
     with caplog.at_level(logging.WARNING):
-        size = pool_size(config, max_concurrent_requests=256, max_proposers=3, total=300)
+        size = pool_size(config, max_concurrent_requests=256, max_proposers=3, total=300, caps={})
 
     assert size.total == 300
     assert "MOA_UPSTREAM_MAX_CONNECTIONS=300 is below the 768 connections" in caplog.text
@@ -76,7 +80,9 @@ def test_a_total_below_what_admission_can_use_is_kept_and_named_at_start_up(
 def test_provider_caps_come_from_the_config() -> None:
     config = config_with({"small": {**HTTP, "max_connections": 2}, "big": HTTP, "sim": {"type": "simulated"}})
 
-    size = pool_size(config, max_concurrent_requests=10, max_proposers=1, total=None)
+    size = pool_size(
+        config, max_concurrent_requests=10, max_proposers=1, total=None, caps=connection_caps(config)
+    )
 
     assert size.per_provider == {"small": 2}
 
@@ -108,7 +114,9 @@ async def backend(
 ) -> AsyncIterator[tuple[UpstreamBackend, Metrics]]:
     config = config_with(providers)
     metrics = Metrics()
-    size = pool_size(config, max_concurrent_requests=total, max_proposers=1, total=total)
+    size = pool_size(
+        config, max_concurrent_requests=total, max_proposers=1, total=total, caps=connection_caps(config)
+    )
     async with httpx.AsyncClient(transport=httpx.MockTransport(upstream.handler)) as client:
         observer = TelemetryObserver(metrics, providers_of(config))
         yield (

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal
-from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
@@ -243,24 +241,3 @@ class GatewayConfig(_Strict):
 
     def unpriced_models(self) -> list[str]:
         return [alias for alias, model in self.models.items() if model.price is None]
-
-    def secrets(self) -> list[str]:
-        """Everything configured that must never be shown, for redaction: upstream keys, secret-looking
-        header values (and every header value long enough to be one), credentials in base URLs."""
-        found: list[str] = []
-        for provider in self.providers.values():
-            if not isinstance(provider, OpenAIProvider):
-                continue
-            if provider.api_key is not None:
-                found.append(provider.api_key.get_secret_value())
-            for name, value in provider.headers.items():
-                if _SECRET_HEADER.search(name) or len(value) >= 8:
-                    found.append(value)
-                    found.append(value.partition(" ")[2])  # "Bearer xyz": xyz alone as well
-            url = urlsplit(provider.base_url)
-            found += [url.username or "", url.password or ""]
-            found += [value for _, value in parse_qsl(url.query) if len(value) >= 4]
-        return [s for s in dict.fromkeys(found) if len(s) >= 4]
-
-
-_SECRET_HEADER = re.compile(r"auth|key|token|secret|cookie|password|credential", re.IGNORECASE)

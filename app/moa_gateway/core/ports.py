@@ -23,6 +23,15 @@ class RetryBudget:
         return True
 
 
+@dataclass(frozen=True)
+class ProviderEndpoint:
+    """What telemetry calls a provider (`gen_ai.provider.name`) and the server it reaches, if any."""
+
+    system: str
+    address: str | None = None
+    port: int | None = None
+
+
 @dataclass
 class RunContext:
     """Per-run state the backend needs with every call."""

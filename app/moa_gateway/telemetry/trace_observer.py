@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from opentelemetry import propagate, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
-from moa_gateway.config import GatewayConfig, OpenAIProvider
+from moa_gateway.config import GatewayConfig
 from moa_gateway.core.failures import Failure
-from moa_gateway.core.ports import CallObserver
+from moa_gateway.core.ports import CallObserver, ProviderEndpoint
 from moa_gateway.core.types import Answer, CallSpec
 from moa_gateway.request_context import upstream_trace_var
 from moa_gateway.telemetry.tracing import Tracing, answer_attribute, messages_attribute
@@ -37,22 +36,22 @@ class CallTarget:
     attributes: dict[str, Any]
 
 
-def call_targets(config: GatewayConfig) -> dict[str, CallTarget]:
+def call_targets(config: GatewayConfig, endpoints: dict[str, ProviderEndpoint]) -> dict[str, CallTarget]:
+    """Each model alias's span attributes, from its provider's endpoint (as its provider kind names it)."""
     targets = {}
     for alias, model in config.models.items():
-        provider = config.providers[model.provider]
+        endpoint = endpoints[model.provider]
         name = config.upstream_name(alias)
         attributes: dict[str, Any] = {
-            # Any OpenAI-compatible API is the `openai` flavour; `moa.provider` names which one.
-            "gen_ai.provider.name": "openai" if isinstance(provider, OpenAIProvider) else "moa.simulator",
+            "gen_ai.provider.name": endpoint.system,
             "gen_ai.request.model": name,
             "moa.model": alias,
             "moa.provider": model.provider,
         }
-        if isinstance(provider, OpenAIProvider):
-            url = urlsplit(provider.base_url)
-            attributes["server.address"] = url.hostname or ""
-            attributes["server.port"] = url.port or (443 if url.scheme == "https" else 80)
+        if endpoint.address is not None:
+            attributes["server.address"] = endpoint.address
+        if endpoint.port is not None:
+            attributes["server.port"] = endpoint.port
         targets[alias] = CallTarget(name, attributes)
     return targets
 

@@ -23,9 +23,9 @@ from moa_gateway.upstream.circuit import CircuitBreaker
 from moa_gateway.upstream.client import UpstreamClient
 from moa_gateway.upstream.failures import rejected_error, upstream_error
 from moa_gateway.upstream.pool import ConnectionPool
-from moa_gateway.upstream.providers import build_transports
+from moa_gateway.upstream.providers import build_transports, kind_of, secrets_of
 from moa_gateway.upstream.retry import retry_delay
-from moa_gateway.upstream.secrets import gateway_secrets, redact
+from moa_gateway.upstream.secrets import redact
 from moa_gateway.upstream.transport import Transport
 
 logger = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ class UpstreamBackend:
     ) -> None:
         self._config = config
         self._observer = observer
-        self._secrets = gateway_secrets(config)
+        self._secrets = secrets_of(config)
         self._transports: dict[str, Transport] = build_transports(config, client, limits, pool)
         self._breakers = {alias: CircuitBreaker(m.circuit_breaker) for alias, m in config.models.items()}
         self._published = dict.fromkeys(self._breakers, "closed")  # the state the observer last got
@@ -204,7 +204,7 @@ class UpstreamBackend:
         if stream:
             body["stream"] = True
             provider = self._config.providers[self._config.provider_of(spec.model)]
-            if getattr(provider, "stream_include_usage", True):
+            if kind_of(provider).stream_usage(provider):
                 body["stream_options"] = {"include_usage": True}
         return body
 

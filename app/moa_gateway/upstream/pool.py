@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from moa_gateway.config import GatewayConfig, OpenAIProvider
+from moa_gateway.config import GatewayConfig
 
 logger = logging.getLogger(__name__)
 
@@ -44,18 +44,19 @@ def widest_fan_out(config: GatewayConfig, max_proposers: int) -> int:
 
 
 def pool_size(
-    config: GatewayConfig, *, max_concurrent_requests: int, max_proposers: int, total: int | None
+    config: GatewayConfig,
+    *,
+    max_concurrent_requests: int,
+    max_proposers: int,
+    total: int | None,
+    caps: dict[str, int],
 ) -> PoolSize:
     """The pool for a worker admitting `max_concurrent_requests`: `total` if set, else what they need
-    (plus shadow evaluations, which run outside admission, up to each pipeline's `max_concurrent`)."""
+    (plus shadow evaluations, which run outside admission, up to each pipeline's `max_concurrent`), with
+    `caps`, the providers' own caps on calls in flight (`providers.connection_caps`)."""
     fan_out = widest_fan_out(config, max_proposers)
     shadows = sum(p.shadow.max_concurrent for p in config.pipelines.values() if p.shadow is not None)
     needed = (max_concurrent_requests + shadows) * fan_out
-    caps = {
-        name: provider.max_connections
-        for name, provider in config.providers.items()
-        if isinstance(provider, OpenAIProvider) and provider.max_connections is not None
-    }
     if total is not None and total < needed:
         logger.warning(
             "MOA_UPSTREAM_MAX_CONNECTIONS=%d is below the %d connections %d admitted requests can use at "

@@ -10,21 +10,15 @@ from urllib.request import getproxies
 
 import orjson
 
-from moa_gateway.config import GatewayConfig, OpenAIProvider
-
 # A fragment of a secret shorter than this is not told apart from ordinary text.
 _MIN_FRAGMENT = 4
 
 
-def gateway_secrets(config: GatewayConfig) -> list[str]:
-    """What must never be shown: the configured secrets, the credentials in base URLs and in the
-    environment's proxies, each in every form the gateway sends it or an echo may quote it."""
-    found = config.secrets()
-    for provider in config.providers.values():
-        if isinstance(provider, OpenAIProvider):
-            found += userinfo_secrets(provider.base_url)  # sent as `Authorization: Basic ...`
-    found += proxy_secrets()
-    return _every_form(found)
+def every_form_of(configured: Iterable[str]) -> list[str]:
+    """What must never be shown: the configured secrets (each provider kind names its own) and the
+    credentials of the environment's proxies, each in every form the gateway sends it or an echo may
+    quote it."""
+    return _every_form([*configured, *proxy_secrets()])
 
 
 def proxy_secrets() -> list[str]:
