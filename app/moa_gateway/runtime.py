@@ -22,6 +22,7 @@ from moa_gateway.service.embeddings import EmbeddingsService
 from moa_gateway.service.response_store import StoreLimits, response_store
 from moa_gateway.service.responses import ResponsesService
 from moa_gateway.service.roles import RoleTagged
+from moa_gateway.service.schema_check.checker import SchemaChecks
 from moa_gateway.settings import Settings
 from moa_gateway.telemetry.metrics import Metrics
 from moa_gateway.telemetry.observer import TelemetryObserver
@@ -100,9 +101,10 @@ async def open_runtime(
             settings.tool_result_chars,
         )
         lifecycle = lifecycle or Lifecycle()
+        schema_checks = SchemaChecks(settings.schema_check_processes, settings.schema_check_timeout_s)
 
         def chat_as(role: Role) -> ChatService:
-            return ChatService(Runner(RoleTagged(backend, role), catalogue), catalogue, limits)
+            return ChatService(Runner(RoleTagged(backend, role), catalogue), catalogue, limits, schema_checks)
 
         busy_at = max(1, settings.max_concurrent_requests * 3 // 4)  # shadow work is shed from here on
 
@@ -113,7 +115,11 @@ async def open_runtime(
 
         shadow = shadow_evaluator(config, chat_as, metrics, shadow_refusal)
         chat = ChatService(
-            Runner(backend, catalogue), catalogue, limits, after_prepare=shadow.offer if shadow else None
+            Runner(backend, catalogue),
+            catalogue,
+            limits,
+            schema_checks,
+            after_prepare=shadow.offer if shadow else None,
         )
         embeddings = EmbeddingsService(backend, catalogue, settings.retry_budget)
         store = response_store(
@@ -135,6 +141,7 @@ async def open_runtime(
                 responses=ResponsesService(chat, store, settings.hosted_tools),
             )
         finally:
+            schema_checks.close()
             await store.close()
             if shadow is not None:  # before the upstream client closes under it
                 await shadow.close()

@@ -81,6 +81,15 @@ class Settings(BaseSettings):
     tool_result_chars: int = Field(
         default=4000, ge=100, description="A tool result longer than this reaches proposers cut in the middle"
     )
+    schema_check_timeout_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="A `response_format` schema check (the schema, or one answer) without a verdict by then "
+        "is given up and the answer passed on unchecked (app/moa_gateway/service/schema_check)",
+    )
+    schema_check_processes: int = Field(
+        default=2, ge=1, description="Worker processes per gateway process for `response_format` checks"
+    )
     max_layers: int = Field(default=4, ge=1, description="Limit on a request's own `moa.layers`")
     max_proposers: int = Field(default=8, ge=1, description="Limit on proposers per layer in `moa.layers`")
     responses_store: SecretStr = Field(

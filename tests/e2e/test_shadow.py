@@ -129,13 +129,13 @@ async def test_shadow_work_runs_only_for_live_traffic_and_is_dropped_at_shutdown
     request = ChatCompletionRequest.model_validate(ASK)
     async with open_runtime(Settings(), shadow_config(), metrics) as runtime:
         # In-process (an eval, a script): no HTTP edge to defer to, so no shadow work at all.
-        await runtime.chat.complete(runtime.chat.prepare(request))
+        await runtime.chat.complete(await runtime.chat.prepare(request))
         assert runtime.shadow is not None and runtime.shadow.running == 0
 
         deferred: list[Any] = []  # what the HTTP edge does around a request
         token = after_response.set(deferred)
         try:
-            result = await runtime.chat.complete(runtime.chat.prepare(request))
+            result = await runtime.chat.complete(await runtime.chat.prepare(request))
         finally:
             after_response.reset(token)
         assert len(deferred) == 1
@@ -156,7 +156,7 @@ async def test_a_draining_gateway_starts_no_shadow_work() -> None:
         deferred: list[Any] = []
         token = after_response.set(deferred)
         try:
-            result = await runtime.chat.complete(runtime.chat.prepare(request))
+            result = await runtime.chat.complete(await runtime.chat.prepare(request))
         finally:
             after_response.reset(token)
         runtime.lifecycle.draining = True
@@ -174,8 +174,8 @@ async def test_a_busy_gateway_sheds_shadow_work_first() -> None:
         deferred: list[Any] = []
         token = after_response.set(deferred)
         try:
-            result = await runtime.chat.complete(runtime.chat.prepare(request))
-            await runtime.chat.complete(runtime.chat.prepare(request))
+            result = await runtime.chat.complete(await runtime.chat.prepare(request))
+            await runtime.chat.complete(await runtime.chat.prepare(request))
         finally:
             after_response.reset(token)
         runtime.lifecycle.chat_in_flight = 6

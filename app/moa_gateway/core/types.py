@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -94,7 +94,9 @@ class RunInput:
     proposer_messages: list[Message]  # text only: tool calls and results rendered as text
     proposer_params: dict[str, Any]  # the sampling parameters only
     tools_forced: bool = False  # the client forces a tool call (`tool_choice` required or named)
-    check_answer: Callable[[str], str | None] | None = None  # None if the text is fine, else why not
+    check_answer: Callable[[str], Awaitable[str | None]] | None = (
+        None  # None if the text is fine, else why not
+    )
     max_cost_usd: float | None = None  # the request's own budget (`moa.max_cost_usd`)
 
     @classmethod

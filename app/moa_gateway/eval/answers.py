@@ -45,7 +45,7 @@ class ServiceAnswerer:
         request = ChatCompletionRequest.model_validate({"model": model, "messages": messages})
         started = time.perf_counter()
         try:
-            result = await self._chat.complete(self._chat.prepare(request))
+            result = await self._chat.complete(await self._chat.prepare(request))
         except Failure as exc:
             raise AnswerError(exc.message) from None
         usage = result.usage

@@ -135,7 +135,7 @@ class ShadowEvaluator:
             update={"model": shadow.baseline, "stream": False, "stream_options": None, "moa": MoaOptions()}
         )
         try:
-            baseline = await self._baseline_chat.complete(self._baseline_chat.prepare(twin))
+            baseline = await self._baseline_chat.complete(await self._baseline_chat.prepare(twin))
         except Failure:
             return "error", 0.0, 0.0
         if self._refusal() == "shutdown":  # draining: the judge's calls are not worth starting

@@ -13,7 +13,7 @@ from moa_gateway.core.plan import Catalogue, OverrideLimits, Plan, TopologyOverr
 from moa_gateway.core.ports import RetryBudget, RunContext
 from moa_gateway.core.runner import Runner, RunOptions, collect
 from moa_gateway.core.types import MoaResult, RunInput
-from moa_gateway.service.schema_check import schema_checker
+from moa_gateway.service.schema_check.checker import SchemaChecks
 from moa_gateway.wire.requests import ChatCompletionRequest
 
 
@@ -44,14 +44,16 @@ class ChatService:
         runner: Runner,
         catalogue: Catalogue,
         limits: ChatLimits,
+        schema_checks: SchemaChecks,
         after_prepare: Callable[[ChatCompletionRequest, ChatRun], None] | None = None,
     ) -> None:
         self._runner = runner
         self._catalogue = catalogue
         self._limits = limits
+        self._schema_checks = schema_checks
         self._after_prepare = after_prepare  # told of every prepared run: the shadow evaluation samples them
 
-    def prepare(self, request: ChatCompletionRequest) -> ChatRun:
+    async def prepare(self, request: ChatCompletionRequest) -> ChatRun:
         """Raises Failure: 400 over a limit or for a bad override, 404 for an unknown model."""
         if len(request.messages) > self._limits.max_messages:
             raise Failure(
@@ -71,6 +73,7 @@ class ChatService:
             override = TopologyOverride(options.layers, options.aggregator)
         plan = make_plan(self._catalogue, request.model, override, self._limits.overrides)
         schema = request.json_schema()
+        check_answer = None if schema is None else await self._schema_checks.checker(schema)
         messages = request.message_dicts()
         run_input = RunInput(
             messages,
@@ -80,7 +83,7 @@ class ChatService:
             ),
             request.proposer_params(),
             tools_forced=request.tools_forced,
-            check_answer=None if schema is None else schema_checker(schema),
+            check_answer=check_answer,
             max_cost_usd=options.max_cost_usd,
         )
         run = ChatRun(

@@ -64,7 +64,7 @@ class ResponsesService:
         if self._hosted_tools == "drop":  # else the wire's 400 names the first hosted tool
             request, dropped = without_hosted_tools(request)
         conversation = history + input_messages(request)
-        run = self._chat.prepare(chat_request(request, instructions_message(request) + conversation))
+        run = await self._chat.prepare(chat_request(request, instructions_message(request) + conversation))
         frame = ResponseFrame.of(request, tuple(dropped))
         if dropped:
             logger.info(

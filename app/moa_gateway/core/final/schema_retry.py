@@ -19,7 +19,7 @@ def schema_checked(finalizer: Finalizer) -> Finalizer:
         async for event in finalizer(finishing, proposals, outcome):
             yield event
         final = outcome.final
-        problem = None if final is None else _problem(finishing.run, final.answer)
+        problem = None if final is None else await _problem(finishing.run, final.answer)
         if problem is not None and final is not None and not finishing.stream:
             retry = FinalOutcome()
             messages = _corrected(outcome.messages, final.answer, problem)
@@ -28,17 +28,17 @@ def schema_checked(finalizer: Finalizer) -> Finalizer:
             outcome.records += retry.records
             if retry.final is not None and retry.final.answer is not None:
                 outcome.final = retry.final
-                problem = _problem(finishing.run, retry.final.answer)
+                problem = await _problem(finishing.run, retry.final.answer)
         outcome.problem = problem
 
     return checked
 
 
-def _problem(run: RunInput, answer: Answer | None) -> str | None:
+async def _problem(run: RunInput, answer: Answer | None) -> str | None:
     """What is wrong with a final text answer (it does not fit the requested schema), if anything."""
     if run.check_answer is None or answer is None or answer.tool_calls:
         return None
-    return run.check_answer(answer.text)
+    return await run.check_answer(answer.text)
 
 
 def _corrected(messages: list[Message], answer: Answer | None, problem: str) -> list[Message]:
