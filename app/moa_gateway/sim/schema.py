@@ -5,6 +5,9 @@ The generator covers what structured outputs use: objects (every property, requi
 (`enum`, `const`, `minLength`/`maxLength`, a few `format`s), integers and numbers within their bounds and
 `multipleOf`, booleans, arrays (`minItems`, else one item; `prefixItems`), null, `anyOf`/`oneOf` (the
 first non-null option), `allOf` (merged), and `$ref` into `$defs`/`definitions`. `pattern` is not honoured.
+The work is bounded whatever the schema asks (`minItems: 10**9`, required properties that recur): past
+`_BUDGET` values, `_MAX_NESTING` levels or `_MAX_CHARS` characters a value is cut short (null, or a
+shorter string), so such an answer may not fit.
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ _FORMATS = {
     "duration": "P1D",
 }
 _MAX_DEPTH = 8  # below this, only required properties and minItems items: recursive schemas end
+_MAX_NESTING = 64  # below this, null: required properties that recur end too
+_BUDGET = 10_000  # values in one answer
+_MAX_CHARS = 10_000  # characters in one string
 NOT_JSON = "I am sorry, but I cannot answer in JSON."  # what `breaking` says when no JSON breaks a schema
 
 
@@ -53,6 +59,7 @@ def _digest(*parts: str) -> int:
 class _Generator:
     def __init__(self, root: Any, seed: int) -> None:
         self.root, self.seed = root, seed
+        self.left = _BUDGET
 
     def pick(self, path: str, count: int) -> int:
         return _digest(str(self.seed), path) % count if count > 1 else 0
@@ -74,6 +81,9 @@ class _Generator:
         return dict(schema)
 
     def value(self, raw: Any, path: str, depth: int) -> Any:
+        self.left -= 1
+        if self.left < 0 or depth > _MAX_NESTING:
+            return None
         schema = self.resolve(raw)
         if "const" in schema:
             return schema["const"]
@@ -114,7 +124,7 @@ class _Generator:
         minimum = _field(schema, "minProperties", int, 0)
         extra = schema.get("additionalProperties", True)
         if extra is not False:
-            for i in range(len(result), minimum):
+            for i in range(len(result), min(minimum, len(result) + max(self.left, 0))):
                 key = f"extra_{i}"
                 result[key] = self.value(extra if isinstance(extra, dict) else {}, f"{path}.{key}", depth + 1)
         return result
@@ -127,7 +137,7 @@ class _Generator:
             len(prefix),
             1 if depth < _MAX_DEPTH and items is not False else 0,
         )
-        count = min(count, _field(schema, "maxItems", int, count))
+        count = min(count, _field(schema, "maxItems", int, count), max(self.left, 0))
         result: list[Any] = []
         for i in range(count):
             item_schema = prefix[i] if i < len(prefix) else items
@@ -172,7 +182,7 @@ class _Generator:
         text = _FORMATS.get(fmt) if isinstance(fmt, str) else None
         if text is None:
             text = f"{_WORDS[self.pick(path, len(_WORDS))]} {_WORDS[self.pick(path + '/2', len(_WORDS))]}"
-        text += "x" * (_field(schema, "minLength", int, 0) - len(text))
+        text += "x" * (min(_field(schema, "minLength", int, 0), _MAX_CHARS) - len(text))
         return text[: _field(schema, "maxLength", int, len(text))]
 
 
