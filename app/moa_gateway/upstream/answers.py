@@ -194,7 +194,30 @@ def _tool_calls(alias: str, name: str, value: Any) -> list[dict[str, Any]] | Non
         return None
     if not isinstance(value, list) or not all(isinstance(call, dict) for call in value):
         raise malformed(alias, f"{name} is not a list of objects")
+    for position, call in enumerate(value):
+        if problem := _tool_call_problem(call):
+            raise malformed(alias, f"{name}[{position}].{problem}")
     return value or None
+
+
+def _tool_call_problem(call: dict[str, Any]) -> str | None:
+    """What is wrong with one tool call (or a stream's piece of one), else None: every API reads these
+    fields as OpenAI types them, so a wrong type fails the call here rather than a 500 further on."""
+    index = call.get("index")
+    if index is not None and (isinstance(index, bool) or not isinstance(index, int) or index < 0):
+        return f"index is not a non-negative integer: {_preview(index)}"
+    for field in ("id", "type"):
+        if call.get(field) is not None and not isinstance(call[field], str):
+            return f"{field} is not a string: {_preview(call[field])}"
+    function = call.get("function")
+    if function is None:
+        return None
+    if not isinstance(function, dict):
+        return f"function is not an object: {_preview(function)}"
+    for field in ("name", "arguments"):
+        if function.get(field) is not None and not isinstance(function[field], str):
+            return f"function.{field} is not a string: {_preview(function[field])}"
+    return None
 
 
 def _finish_reason(alias: str, choice: dict[str, Any]) -> str | None:
