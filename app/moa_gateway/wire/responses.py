@@ -112,7 +112,7 @@ def _add_item(messages: list[Message], item: dict[str, Any], where: str, joinabl
             "type": "function",
             "function": {
                 "name": _text_field(item, "name", where),
-                "arguments": item.get("arguments") or "{}",
+                "arguments": _text_of(item, "arguments", where, default="{}") or "{}",
             },
         }
         if joinable:
@@ -122,7 +122,7 @@ def _add_item(messages: list[Message], item: dict[str, Any], where: str, joinabl
         return True
     if kind == "function_call_output":
         output = item.get("output")
-        content = output if isinstance(output, str) else _joined_text(output, where)
+        content = output if isinstance(output, str) else _joined_text(output, f"{where}.output")
         messages.append(
             {"role": "tool", "tool_call_id": _text_field(item, "call_id", where), "content": content}
         )
@@ -135,6 +135,32 @@ def _add_item(messages: list[Message], item: dict[str, Any], where: str, joinabl
         "function_call_output and reasoning are)",
         param=f"{where}.type",
     )
+
+
+def _text_of(item: dict[str, Any], name: str, where: str, default: str | None = None) -> str:
+    """`item[name]`, which must be a string (or absent or null, given a default)."""
+    value = item.get(name)
+    if value is None and default is not None:
+        return default
+    if not isinstance(value, str):
+        raise Failure(
+            FailureKind.INVALID_REQUEST, f"{where}.{name}: a string is required", param=f"{where}.{name}"
+        )
+    return value
+
+
+def _objects(value: Any, where: str) -> list[dict[str, Any]]:
+    """`value`, which must be a list of objects: anything else is the client's 400, not our 500."""
+    if not isinstance(value, list):
+        raise Failure(FailureKind.INVALID_REQUEST, f"{where}: a list of objects is required", param=where)
+    for index, element in enumerate(value):
+        if not isinstance(element, dict):
+            raise Failure(
+                FailureKind.INVALID_REQUEST,
+                f"{where}[{index}]: an object is required, not {type(element).__name__}",
+                param=f"{where}[{index}]",
+            )
+    return value
 
 
 def _text_field(item: dict[str, Any], name: str, where: str) -> str:
@@ -166,8 +192,10 @@ def _message(item: dict[str, Any], where: str) -> Message:
             param=f"{where}.content",
         )
     if role != "user":  # system, developer and assistant turns are text for every upstream
-        return {"role": role, "content": _joined_text(content, where)}
-    parts = [_part(part, f"{where}.content[{i}]") for i, part in enumerate(content)]
+        return {"role": role, "content": _joined_text(content, f"{where}.content")}
+    parts = [
+        _part(part, f"{where}.content[{i}]") for i, part in enumerate(_objects(content, f"{where}.content"))
+    ]
     if len(parts) == 1 and parts[0]["type"] == "text":
         return {"role": role, "content": parts[0]["text"]}
     return {"role": role, "content": parts}
@@ -177,18 +205,18 @@ def _joined_text(parts: Any, where: str) -> str:
     if not isinstance(parts, list):
         raise Failure(FailureKind.INVALID_REQUEST, f"{where}: text or a list of text parts", param=where)
     texts = []
-    for part in parts:
-        if isinstance(part, dict) and part.get("type") in ("input_text", "output_text", "text"):
-            texts.append(str(part.get("text", "")))
-        elif isinstance(part, dict) and part.get("type") == "refusal":
-            texts.append(str(part.get("refusal", "")))
+    for index, part in enumerate(_objects(parts, where)):
+        if part.get("type") in ("input_text", "output_text", "text"):
+            texts.append(_text_of(part, "text", f"{where}[{index}]"))
+        elif part.get("type") == "refusal":
+            texts.append(_text_of(part, "refusal", f"{where}[{index}]"))
     return "".join(texts)
 
 
 def _part(part: dict[str, Any], where: str) -> dict[str, Any]:
     kind = part.get("type")
     if kind in ("input_text", "output_text", "text"):
-        return {"type": "text", "text": str(part.get("text", ""))}
+        return {"type": "text", "text": _text_of(part, "text", where)}
     if kind == "input_image":
         url = part.get("image_url")
         if not isinstance(url, str):
@@ -217,10 +245,12 @@ def function_tools(request: ResponsesRequest) -> list[tuple[dict[str, Any], str 
     found: list[tuple[dict[str, Any], str | None]] = []
     for index, tool in enumerate(request.tools or []):
         kind = tool.get("type")
+        inner = _objects(tool.get("tools"), f"tools[{index}].tools") if kind == "namespace" else []
         if kind == "function":
             found.append((tool, None))
-        elif kind == "namespace" and all(t.get("type") == "function" for t in tool.get("tools") or []):
-            found += [(inner, str(tool.get("name"))) for inner in tool.get("tools") or []]
+        elif kind == "namespace" and all(t.get("type") == "function" for t in inner):
+            space = _text_field(tool, "name", f"tools[{index}]")
+            found += [(function, space) for function in inner]
         else:
             raise Failure(
                 FailureKind.INVALID_REQUEST,
@@ -301,11 +331,13 @@ def chat_tool_choice(choice: str | dict[str, Any] | None) -> str | dict[str, Any
         return choice
     kind = choice.get("type")
     if kind == "function":
-        return {"type": "function", "function": {"name": choice.get("name")}}
+        return {"type": "function", "function": {"name": _text_field(choice, "name", "tool_choice")}}
     if kind == "allowed_tools":
         tools = [
-            {"type": "function", "function": {"name": t.get("name")}} if t.get("type") == "function" else t
-            for t in choice.get("tools", [])
+            {"type": "function", "function": {"name": _text_field(t, "name", f"tool_choice.tools[{i}]")}}
+            if t.get("type") == "function"
+            else t
+            for i, t in enumerate(_objects(choice.get("tools"), "tool_choice.tools"))
         ]
         return {
             "type": "allowed_tools",
