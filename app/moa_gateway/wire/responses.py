@@ -278,19 +278,26 @@ def without_hosted_tools(request: ResponsesRequest) -> tuple[ResponsesRequest, l
     `file_search`, `code_interpreter`, ...), and their types; a `tool_choice` naming one goes too.
     Codex sends `web_search` by default: this answers without it rather than a 400 (MOA_HOSTED_TOOLS)."""
     tools = request.tools or []
-    kept = [tool for tool in tools if tool.get("type") in _SERVED_TOOLS]
+    kept = [tool for tool in tools if not _hosted(tool)]
     if len(kept) == len(tools):
         return request, []
-    dropped = [str(tool.get("type")) for tool in tools if tool.get("type") not in _SERVED_TOOLS]
+    dropped = [str(tool.get("type")) for tool in tools if _hosted(tool)]
     choice = request.tool_choice
     if isinstance(choice, dict) and choice.get("type") == "allowed_tools":
         listed = choice.get("tools")
         if isinstance(listed, list):
-            served = [t for t in listed if not isinstance(t, dict) or t.get("type") in _SERVED_TOOLS]
+            served = [t for t in listed if not isinstance(t, dict) or not _hosted(t)]
             choice = {**choice, "tools": served}
-    elif isinstance(choice, dict) and choice.get("type") not in _SERVED_TOOLS:
+    elif isinstance(choice, dict) and _hosted(choice):
         choice = None  # it forced a dropped tool: the model chooses among what is left
     return request.model_copy(update={"tools": kept or None, "tool_choice": choice}), dropped
+
+
+def _hosted(tool: dict[str, Any]) -> bool:
+    """A tool OpenAI runs itself (a type named and not one the gateway serves); a malformed type is
+    left for the request's validation to refuse."""
+    kind = tool.get("type")
+    return isinstance(kind, str) and kind not in _SERVED_TOOLS
 
 
 def wants_summary(request: ResponsesRequest) -> bool:
