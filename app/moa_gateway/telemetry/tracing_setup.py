@@ -41,6 +41,7 @@ def open_tracing(settings: Settings, environ: Mapping[str, str] = os.environ) ->
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
         from moa_gateway.telemetry.tracing import Tracing
+        from moa_gateway.telemetry.tracing_export import StoppableExporter, bounded_shutdown
     except ImportError as exc:
         raise RuntimeError(
             "tracing is on (MOA_TRACING or OTEL_EXPORTER_OTLP_ENDPOINT) but OpenTelemetry is not installed: "
@@ -49,6 +50,9 @@ def open_tracing(settings: Settings, environ: Mapping[str, str] = os.environ) ->
     named = "OTEL_SERVICE_NAME" in environ or "service.name" in environ.get("OTEL_RESOURCE_ATTRIBUTES", "")
     resource = Resource.create({} if named else {"service.name": "moa-gateway"})
     provider = TracerProvider(resource=resource)
-    # Spans leave in batches from a thread of their own: a slow collector never holds up a request.
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-    return Tracing(provider, capture_content=settings.trace_content, on_close=provider.shutdown)
+    # Spans leave in batches from a thread of their own: a slow collector never holds up a request, and
+    # at shutdown it holds up the exit for at most FINAL_FLUSH_S (a dead one: 12-14 s without the bound).
+    exporter = StoppableExporter(OTLPSpanExporter())
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    on_close = bounded_shutdown(provider, exporter)
+    return Tracing(provider, capture_content=settings.trace_content, on_close=on_close)
