@@ -4,6 +4,7 @@ and a SIGTERM that drains every worker."""
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import json
 import os
 import re
@@ -38,9 +39,10 @@ REQUESTS = 32
 
 
 class Gateway:
-    def __init__(self, process: subprocess.Popen[str], url: str) -> None:
+    def __init__(self, process: subprocess.Popen[str], url: str, log: Path) -> None:
         self.process = process
         self.url = url
+        self.log = log
 
     def chat(self, model: str) -> httpx.Response:
         """One completion on a connection of its own, so the kernel may hand it to either worker."""
@@ -53,31 +55,54 @@ class Gateway:
     def stop(self) -> list[dict[str, object]]:
         """SIGTERM, wait for the exit, and the JSON log lines."""
         self.process.send_signal(signal.SIGTERM)
-        output, _ = self.process.communicate(timeout=30)
-        return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+        self.process.wait(timeout=30)
+        return self.events()
+
+    def output(self) -> str:
+        """What the supervisor and its workers wrote (to a file: a pipe nobody reads fills up and blocks
+        the workers' logging)."""
+        return self.log.read_text()
+
+    def events(self) -> list[dict[str, object]]:
+        return [json.loads(line) for line in self.output().splitlines() if line.startswith("{")]
 
 
-@pytest.fixture
-def gateway(tmp_path: Path) -> Iterator[Gateway]:
+@contextlib.contextmanager
+def serving(tmp_path: Path, **env: str) -> Iterator[Gateway]:
+    """`serve --workers 2` in a subprocess, ready, killed at the end if still running."""
     config = tmp_path / "moa.yaml"
     config.write_text(CONFIG)
     port = free_port()
     # Admission is per worker: 3 each, so 6 requests in flight are 3 on each worker.
-    env = {**os.environ, "MOA_LOG_FORMAT": "json", "MOA_SHUTDOWN_GRACE_S": "10"}
-    env["MOA_MAX_CONCURRENT_REQUESTS"] = "3"
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    environ = {**os.environ, "MOA_LOG_FORMAT": "json", "MOA_SHUTDOWN_GRACE_S": "10"}
+    environ["MOA_MAX_CONCURRENT_REQUESTS"] = "3"
+    environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    environ.update(env)
     args = [sys.executable, "-m", "moa_gateway.cli", "serve", "--config", str(config), "--port", str(port)]
-    process = subprocess.Popen(
-        [*args, "--workers", "2"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+    log = tmp_path / "gateway.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [*args, "--workers", "2"],
+            env=environ,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,  # a process group of its own: a failed test kills the workers too
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(url, process)
-        yield Gateway(process, url)
+        yield Gateway(process, url, log)
     finally:
         if process.poll() is None:
-            process.kill()
-            process.communicate()
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@pytest.fixture
+def gateway(tmp_path: Path) -> Iterator[Gateway]:
+    with serving(tmp_path) as started:
+        yield started
 
 
 def sample(text: str, name: str) -> float:
@@ -126,10 +151,10 @@ def test_sigterm_drains_every_worker_then_exits(gateway: Gateway) -> None:
         with pytest.raises(httpx.ConnectError):  # no worker accepts any more
             gateway.chat("duo")
         statuses = [future.result().status_code for future in slow]
-    output, _ = gateway.process.communicate(timeout=20)
+    gateway.process.wait(timeout=20)
 
     assert statuses == [200] * 6, "requests in flight on every worker finish"
-    events = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    events = gateway.events()
     served = [e for e in events if e.get("event") == "request" and e["status"] == 200]
     assert len({e["pid"] for e in served}) == 2, "3 requests in flight on each worker (admission: 3)"
     finished = [e for e in events if str(e.get("message", "")).startswith("Finished server process")]
@@ -137,21 +162,65 @@ def test_sigterm_drains_every_worker_then_exits(gateway: Gateway) -> None:
     assert gateway.process.returncode == -signal.SIGTERM
 
 
-def test_a_worker_that_dies_is_replaced(gateway: Gateway) -> None:
-    before = worker_pids(gateway.metrics())
-    victim = min(before)
+def kill_and_wait_for_replacement(gateway: Gateway, victim: int) -> set[int]:
+    """SIGKILL one worker; the two workers once another has replaced it and serves."""
     os.kill(victim, signal.SIGKILL)
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 30
     while True:
         try:
             now = worker_pids(gateway.metrics())
         except httpx.TransportError:
             now = set()
         if len(now) == 2 and victim not in now:
-            break
+            return now
         assert time.monotonic() < deadline, f"a new worker replaces {victim}: {now}"
         time.sleep(0.2)
+
+
+def test_a_worker_that_dies_is_replaced(gateway: Gateway) -> None:
+    victim = min(worker_pids(gateway.metrics()))
+    kill_and_wait_for_replacement(gateway, victim)
 
     assert all(gateway.chat("duo").status_code == 200 for _ in range(4))
     gateway.stop()
     assert gateway.process.returncode == -signal.SIGTERM
+
+
+GAUGES = ("moa_requests_in_flight", "moa_upstream_connections_in_use", "moa_circuit_state")
+
+
+def totals(metrics: str) -> dict[str, float]:
+    """Every counter and histogram sample on /metrics (gauges are per live worker)."""
+    found = re.findall(r"^(moa_\S+) (\S+)$", metrics, re.MULTILINE)
+    return {name: float(value) for name, value in found if not name.startswith(GAUGES)}
+
+
+def test_a_dead_workers_metric_files_are_folded_into_the_archive_and_its_totals_stay(
+    tmp_path: Path,
+) -> None:
+    directory = tmp_path / "metrics"
+    with serving(tmp_path, PROMETHEUS_MULTIPROC_DIR=str(directory)) as gateway:
+        with concurrent.futures.ThreadPoolExecutor(3) as pool:
+            assert all(r.status_code == 200 for r in pool.map(lambda _: gateway.chat("duo"), range(REQUESTS)))
+        before = totals(gateway.metrics())
+        first, second = sorted(worker_pids(gateway.metrics()))
+        files_before = {f.name for f in directory.glob("*.db")}
+
+        kill_and_wait_for_replacement(gateway, first)
+        after_one = [totals(gateway.metrics()) for _ in range(4)]  # either worker answers each
+        live = kill_and_wait_for_replacement(gateway, second)
+        after_both = [totals(gateway.metrics()) for _ in range(4)]
+        assert all(gateway.chat("duo").status_code == 200 for _ in range(4))
+        later = totals(gateway.metrics())
+        files = {f.name for f in directory.glob("*.db")}
+        gateway.stop()
+
+    dead = {f"{kind}_{pid}.db" for kind in ("counter", "histogram") for pid in (first, second)}
+    assert dead <= files_before, "each worker wrote its counters and histograms to files of its own"
+    pids = {int(pid) for pid in re.findall(r"_(\d+)\.db$", "\n".join(files), re.MULTILINE)}
+    assert pids <= live, f"the dead workers' files are gone: {sorted(files)}"
+    assert {"counter_archive.db", "histogram_archive.db"} <= files
+    assert before['moa_requests_total{model="duo",status="200"}'] == REQUESTS
+    for seen in [*after_one, *after_both]:
+        assert seen == pytest.approx(before), "no total goes backwards when a worker dies"
+    assert later['moa_requests_total{model="duo",status="200"}'] == REQUESTS + 4

@@ -24,9 +24,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Literal
 
-from prometheus_client import multiprocess
-
 from moa_gateway.settings import Settings
+from moa_gateway.telemetry.multiprocess_metrics import fold_dead
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +60,7 @@ def serve_workers(overrides: dict[str, Any], settings: Settings, workers: int) -
             logger.error("cannot listen on %s:%d: %s", settings.host, settings.port, exc)
             return 1
         try:
-            stopped_by = _Supervisor(overrides, sock, workers, settings.shutdown_grace_s).run()
+            stopped_by = _Supervisor(overrides, sock, workers, settings.shutdown_grace_s, metrics_dir).run()
         finally:
             sock.close()
     finally:
@@ -126,8 +125,11 @@ def _worker(overrides: dict[str, Any], sockets: list[socket.socket]) -> None:
 
 
 class _Supervisor:
-    def __init__(self, overrides: dict[str, Any], sock: socket.socket, workers: int, grace_s: float) -> None:
+    def __init__(
+        self, overrides: dict[str, Any], sock: socket.socket, workers: int, grace_s: float, metrics_dir: Path
+    ) -> None:
         self._overrides = overrides
+        self._metrics_dir = metrics_dir
         self._sock = sock
         self._count = workers
         self._grace_s = grace_s
@@ -181,7 +183,7 @@ class _Supervisor:
             if process.exitcode is None or self._stopped_by is not None:
                 continue
             assert process.pid is not None
-            multiprocess.mark_process_dead(process.pid)  # type: ignore[no-untyped-call]  # its live gauges go
+            fold_dead(self._metrics_dir, process.pid)  # its counters archived, its files gone
             if process.exitcode == STARTUP_FAILURE:
                 logger.error("worker %d could not start: stopping", process.pid)
                 self._failed = True
@@ -201,4 +203,4 @@ class _Supervisor:
                 process.kill()
                 process.join()
             if process.pid is not None:
-                multiprocess.mark_process_dead(process.pid)  # type: ignore[no-untyped-call]
+                fold_dead(self._metrics_dir, process.pid)

@@ -16,10 +16,10 @@ from prometheus_client import (
     Histogram,
     disable_created_metrics,
     generate_latest,
-    multiprocess,
 )
 
 from moa_gateway.core.types import Role, Usage
+from moa_gateway.telemetry.multiprocess_metrics import render_group
 
 # OpenTelemetry GenAI semantic conventions: gen_ai.client.operation.duration (0.01 s doubling to 81.92 s)
 # and gen_ai.server.time_to_first_token.
@@ -197,9 +197,7 @@ class Metrics:
         files every worker writes in PROMETHEUS_MULTIPROC_DIR (counters and histograms summed)."""
         if self._multiproc_dir is None:
             return generate_latest(self.registry)
-        group = CollectorRegistry()
-        multiprocess.MultiProcessCollector(group, path=self._multiproc_dir)  # type: ignore[no-untyped-call]
-        return generate_latest(group)
+        return render_group(self._multiproc_dir)
 
     def upstream_call(
         self,
