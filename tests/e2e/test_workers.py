@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from moa_gateway.cli.supervisor import CRASH_LOOP_DEATHS
 from tests.e2e.test_cli_serve import free_port, wait_ready
 
 CONFIG = """
@@ -224,3 +225,24 @@ def test_a_dead_workers_metric_files_are_folded_into_the_archive_and_its_totals_
     for seen in [*after_one, *after_both]:
         assert seen == pytest.approx(before), "no total goes backwards when a worker dies"
     assert later['moa_requests_total{model="duo",status="200"}'] == REQUESTS + 4
+
+
+def test_workers_that_keep_dying_after_serving_are_restarted_with_backoff_then_stop_the_supervisor(
+    tmp_path: Path,
+) -> None:
+    with serving(tmp_path) as gateway:
+        live = worker_pids(gateway.metrics())
+        for _ in range(CRASH_LOOP_DEATHS - 1):  # each replaced, once its replacement serves
+            live = kill_and_wait_for_replacement(gateway, min(live))
+        os.kill(min(live), signal.SIGKILL)
+        gateway.process.wait(timeout=30)
+        events = gateway.events()
+
+    assert gateway.process.returncode == 1
+    restarts = [re.search(r"starting another in (\S+) s$", str(e["message"])) for e in events]
+    assert [m.group(1) for m in restarts if m] == ["0.5", "1", "2", "4"], "the backoff doubles"
+    last = events[-1]
+    assert last["level"] == "error", "the reason is the log's last line"
+    assert re.fullmatch(
+        r"worker \d+ was killed by SIGKILL; 5 workers died within 60 s: stopping.*", str(last["message"])
+    )

@@ -2,8 +2,9 @@
 
 The supervisor binds the socket, starts the workers (spawned: each imports the app afresh, after the
 Prometheus multiprocess directory is set, so every metric is written to files there that `/metrics` on
-any worker reads back as one process group), starts a worker again if one dies, and on SIGTERM or SIGINT
-sends each worker SIGTERM, which drains it as it would a single process; a second SIGINT forces them.
+any worker reads back as one process group), starts a worker again if one dies after serving, stops if
+one never served (app/moa_gateway/cli/supervisor.py), and on SIGTERM or SIGINT sends each worker SIGTERM,
+which drains it as it would a single process; a second SIGINT forces them.
 Admission (`MOA_MAX_CONCURRENT_REQUESTS`), circuit breakers and the upstream pool are per worker.
 """
 
@@ -17,22 +18,18 @@ import shutil
 import signal
 import socket
 import tempfile
-import time
-from multiprocessing.connection import wait
-from multiprocessing.process import BaseProcess
+from multiprocessing.connection import Connection
 from pathlib import Path
-from types import FrameType
 from typing import Any, Literal
 
+from moa_gateway.cli.start_errors import ErrorNote, summary
+from moa_gateway.cli.supervisor import ERROR, SERVING, Supervisor
 from moa_gateway.settings import Settings
-from moa_gateway.telemetry.multiprocess_metrics import fold_dead
 
 logger = logging.getLogger(__name__)
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-STARTUP_FAILURE = 3  # uvicorn's exit status for a worker that never served
 _CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
-_FORCE_AFTER_S = 15.0  # past the drain deadline, a worker still running is killed
 
 
 def worker_count(setting: int | Literal["auto"]) -> int:
@@ -51,7 +48,8 @@ def worker_count(setting: int | Literal["auto"]) -> int:
 
 
 def serve_workers(overrides: dict[str, Any], settings: Settings, workers: int) -> int:
-    """Serve with `workers` processes until a signal; the exit status is a single process's."""
+    """Serve with `workers` processes until a signal, the exit status then a single process's; or until
+    the supervisor gives up (app/moa_gateway/cli/supervisor.py), with its status."""
     metrics_dir, owned = _metrics_dir()
     try:
         try:
@@ -59,15 +57,20 @@ def serve_workers(overrides: dict[str, Any], settings: Settings, workers: int) -
         except OSError as exc:
             logger.error("cannot listen on %s:%d: %s", settings.host, settings.port, exc)
             return 1
+        context = multiprocessing.get_context("spawn")
+        supervisor = Supervisor(
+            _worker, overrides, sock, workers, settings.shutdown_grace_s, metrics_dir, context
+        )
         try:
-            stopped_by = _Supervisor(overrides, sock, workers, settings.shutdown_grace_s, metrics_dir).run()
+            failure = supervisor.run()
         finally:
             sock.close()
     finally:
         if owned:
             shutil.rmtree(metrics_dir, ignore_errors=True)
-    if stopped_by is None:
-        return 1
+    stopped_by = supervisor.stopped_by
+    if failure is not None or stopped_by is None:
+        return failure or 1
     # As a single uvicorn process does: exit by the signal that stopped us, so the status reports it.
     signal.signal(stopped_by, signal.SIG_DFL)
     signal.raise_signal(stopped_by)
@@ -108,99 +111,38 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _worker(overrides: dict[str, Any], sockets: list[socket.socket]) -> None:
-    """A worker process: the same settings and config as the supervisor, served on its socket."""
-    from moa_gateway.cli.serve import serve_app
-    from moa_gateway.config import ConfigError, load_config
-    from moa_gateway.telemetry.logs import configure_logging
+def _worker(overrides: dict[str, Any], sockets: list[socket.socket], report: Connection) -> None:
+    """A worker process: the same settings and config as the supervisor, served on its socket. It tells
+    the supervisor on `report` once it serves, and why it stops if an error stops it."""
+    note: ErrorNote | None = None
+    cause: str | None = None
+    serving = False
 
-    settings = Settings(**overrides)
-    configure_logging(settings.log_level, settings.log_format, settings.max_log_value_chars)
+    def on_serving() -> None:
+        nonlocal serving
+        serving = True
+        if note is not None:
+            logging.getLogger().removeHandler(note)  # later errors are a request's, not a start's
+        report.send((SERVING, None))
+
     try:
-        config = load_config(settings.config)
-    except ConfigError as exc:  # the file changed since the supervisor read it
-        logger.error("worker %d: %s", os.getpid(), exc)
-        raise SystemExit(STARTUP_FAILURE) from None
-    serve_app(settings, config, sockets)
+        from moa_gateway.cli.serve import serve_app
+        from moa_gateway.config import load_config
+        from moa_gateway.telemetry.logs import configure_logging
 
-
-class _Supervisor:
-    def __init__(
-        self, overrides: dict[str, Any], sock: socket.socket, workers: int, grace_s: float, metrics_dir: Path
-    ) -> None:
-        self._overrides = overrides
-        self._metrics_dir = metrics_dir
-        self._sock = sock
-        self._count = workers
-        self._grace_s = grace_s
-        self._context = multiprocessing.get_context("spawn")
-        self._workers: list[BaseProcess] = []
-        self._stopped_by: int | None = None
-        self._failed = False
-
-    def run(self) -> int | None:
-        """Supervise until a signal (returned) or a worker that cannot start (None)."""
-        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-        try:
-            self._workers = [self._start() for _ in range(self._count)]
-            host, port = self._sock.getsockname()[:2]
-            logger.info("serving on http://%s:%d with %d workers", host, port, self._count)
-            while self._stopped_by is None and not self._failed:
-                wait([w.sentinel for w in self._workers], timeout=0.5)
-                self._replace_dead()
-            self._stop_all()
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-        return None if self._failed else self._stopped_by
-
-    def _start(self) -> BaseProcess:
-        process = self._context.Process(
-            target=_worker, args=(self._overrides, [self._sock]), name="moa-gateway-worker"
-        )
-        process.start()
-        logger.info("worker %d started", process.pid)
-        return process
-
-    def _on_signal(self, sig: int, frame: FrameType | None) -> None:
-        if self._stopped_by is None:
-            self._stopped_by = sig
-            logger.info("received %s: draining %d workers", signal.Signals(sig).name, len(self._workers))
-            # Our copy of the listening socket goes first: once each worker closes its own, new
-            # connections are refused (a load balancer moves on) instead of waiting in the backlog.
-            self._sock.close()
-            self._send(signal.SIGTERM)
-        elif sig == signal.SIGINT:
-            self._send(signal.SIGINT)  # uvicorn's second SIGINT: stop now, without waiting for requests
-
-    def _send(self, sig: int) -> None:
-        for process in self._workers:
-            if process.pid is not None and process.exitcode is None:
-                os.kill(process.pid, sig)
-
-    def _replace_dead(self) -> None:
-        for i, process in enumerate(self._workers):
-            if process.exitcode is None or self._stopped_by is not None:
-                continue
-            assert process.pid is not None
-            fold_dead(self._metrics_dir, process.pid)  # its counters archived, its files gone
-            if process.exitcode == STARTUP_FAILURE:
-                logger.error("worker %d could not start: stopping", process.pid)
-                self._failed = True
-                return
-            logger.warning("worker %d exited with %s: starting another", process.pid, process.exitcode)
-            self._workers[i] = self._start()
-
-    def _stop_all(self) -> None:
-        """Every worker drains (SIGTERM, from `_on_signal`, or now after a failure) within its grace."""
-        if self._failed:
-            self._send(signal.SIGTERM)
-        deadline = time.monotonic() + self._grace_s + _FORCE_AFTER_S
-        for process in self._workers:
-            process.join(max(0.0, deadline - time.monotonic()))
-            if process.exitcode is None:
-                logger.warning("worker %d did not stop in time: killing it", process.pid)
-                process.kill()
-                process.join()
-            if process.pid is not None:
-                fold_dead(self._metrics_dir, process.pid)
+        settings = Settings(**overrides)
+        configure_logging(settings.log_level, settings.log_format, settings.max_log_value_chars)
+        note = ErrorNote.install()
+        config = load_config(settings.config)  # it may have changed since the supervisor read it
+        serve_app(settings, config, sockets, on_serving=on_serving)
+    except Exception as exc:
+        cause = summary(exc)
+        if serving:
+            logger.exception("worker %d failed", os.getpid())
+        else:  # the supervisor's line says it; the traceback at debug level
+            logger.debug("worker %d could not start", os.getpid(), exc_info=True)
+        raise SystemExit(1) from None
+    finally:
+        said = cause or (note.text if note is not None and not serving else None)
+        if said:
+            report.send((ERROR, said))
