@@ -29,7 +29,7 @@ BAD_STORE = "a store the workers cannot open"
 CAUSES = {
     NO_OTEL: "RuntimeError: tracing is on (MOA_TRACING or OTEL_EXPORTER_OTLP_ENDPOINT) but OpenTelemetry is "
     "not installed: pip install 'moa-gateway[otel]'",
-    BAD_STORE: "ValueError: MOA_RESPONSES_STORE is `memory`, `none` or a Redis URL",
+    BAD_STORE: "ValueError: MOA_RESPONSES_STORE is `memory`, `none`, `sqlite:///path/to/file.db` or a Redis URL",
 }
 
 
