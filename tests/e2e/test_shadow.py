@@ -10,12 +10,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import openai
 import pytest
 
 from moa_gateway.config import GatewayConfig, parse_config
-from moa_gateway.eval.shadow import after_response
 from moa_gateway.main import create_app
 from moa_gateway.runtime import open_runtime
+from moa_gateway.service.chat import AfterResponse
 from moa_gateway.settings import Settings
 from moa_gateway.telemetry.metrics import Metrics
 from moa_gateway.wire.requests import ChatCompletionRequest
@@ -23,7 +24,8 @@ from tests.support.metrics import Scrape
 from tests.support.servers import ServerThread
 
 BASELINE_TTFT_MS = 1500
-ASK = {"model": "moa", "messages": [{"role": "user", "content": "Why is the sky blue?"}]}
+QUESTION = "Why is the sky blue?"
+ASK = {"model": "moa", "messages": [{"role": "user", "content": QUESTION}]}
 
 
 def shadow_config(**shadow: Any) -> GatewayConfig:
@@ -98,6 +100,24 @@ def test_the_client_is_answered_before_the_shadow_work_and_the_verdict_follows(
     assert done.value(CALLS, role="aggregator") == 1  # the client's own calls are as they were
 
 
+@pytest.mark.parametrize("api", ["chat", "completions", "responses"])
+def test_every_api_hands_its_live_traffic_to_the_shadow(gateway: ServerThread, api: str) -> None:
+    # Each route passes its record's after-response list to the service: a route that forgot would
+    # answer as before but its traffic would never be evaluated.
+    client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="unused", max_retries=0)
+    if api == "chat":
+        asked = client.chat.completions.create(model="moa", messages=[{"role": "user", "content": QUESTION}])
+        text = asked.choices[0].message.content
+    elif api == "completions":
+        text = client.completions.create(model="moa", prompt=QUESTION).choices[0].text
+    else:
+        text = client.responses.create(model="moa", input=QUESTION).output_text
+
+    assert text is not None and "[omega]" in text
+    done = wait_for(gateway, VERDICT, pipeline="moa", baseline="slow", verdict="win")
+    assert done.value(VERDICT) == 1 and done.value(CALLS, role="shadow", model="slow", outcome="ok") == 1
+
+
 def test_beyond_max_concurrent_new_shadow_work_is_dropped_not_queued(gateway: ServerThread) -> None:
     with httpx.Client(base_url=gateway.url, timeout=30) as client:
         first = client.post("/v1/chat/completions", json=ASK)
@@ -132,12 +152,8 @@ async def test_shadow_work_runs_only_for_live_traffic_and_is_dropped_at_shutdown
         await runtime.chat.complete(await runtime.chat.prepare(request))
         assert runtime.shadow is not None and runtime.shadow.running == 0
 
-        deferred: list[Any] = []  # what the HTTP edge does around a request
-        token = after_response.set(deferred)
-        try:
-            result = await runtime.chat.complete(await runtime.chat.prepare(request))
-        finally:
-            after_response.reset(token)
+        deferred: AfterResponse = []  # what the HTTP edge keeps on a request's record
+        result = await runtime.chat.complete(await runtime.chat.prepare(request, deferred))
         assert len(deferred) == 1
         deferred[0](result)  # the response has been sent: start it
         assert runtime.shadow.running == 1
@@ -153,12 +169,8 @@ async def test_a_draining_gateway_starts_no_shadow_work() -> None:
     metrics = Metrics()
     request = ChatCompletionRequest.model_validate(ASK)
     async with open_runtime(Settings(), shadow_config(), metrics) as runtime:
-        deferred: list[Any] = []
-        token = after_response.set(deferred)
-        try:
-            result = await runtime.chat.complete(await runtime.chat.prepare(request))
-        finally:
-            after_response.reset(token)
+        deferred: AfterResponse = []
+        result = await runtime.chat.complete(await runtime.chat.prepare(request, deferred))
         runtime.lifecycle.draining = True
         deferred[0](result)
         assert runtime.shadow is not None and runtime.shadow.running == 0
@@ -171,13 +183,9 @@ async def test_a_busy_gateway_sheds_shadow_work_first() -> None:
     request = ChatCompletionRequest.model_validate(ASK)
     settings = Settings(max_concurrent_requests=8)  # busy from 6 client requests in flight
     async with open_runtime(settings, shadow_config(), metrics) as runtime:
-        deferred: list[Any] = []
-        token = after_response.set(deferred)
-        try:
-            result = await runtime.chat.complete(await runtime.chat.prepare(request))
-            await runtime.chat.complete(await runtime.chat.prepare(request))
-        finally:
-            after_response.reset(token)
+        deferred: AfterResponse = []
+        result = await runtime.chat.complete(await runtime.chat.prepare(request, deferred))
+        await runtime.chat.complete(await runtime.chat.prepare(request, deferred))
         runtime.lifecycle.chat_in_flight = 6
         deferred[0](result)
         runtime.lifecycle.chat_in_flight = 5

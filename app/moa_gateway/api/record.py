@@ -9,6 +9,7 @@ from starlette.types import Scope
 
 from moa_gateway.core.caller import ANONYMOUS, Caller
 from moa_gateway.core.types import MoaResult
+from moa_gateway.service.chat import AfterResponse
 
 UNKNOWN_MODEL = "unknown"  # the metric label of a model id that names nothing configured
 CLIENT_CLOSED = 499  # nginx's status for a request whose client left before the answer
@@ -26,6 +27,9 @@ class RequestRecord:
     # Who sent it: set by the auth middleware from the key that matched; every per-caller store (the
     # stored responses) is scoped by it. With no gateway keys, every request is the one anonymous caller.
     caller: Caller = ANONYMOUS
+    # What the route's service asked to start once the response is sent in full and succeeded (a shadow
+    # evaluation); the after-response middleware runs it with `result`.
+    after_response: AfterResponse = field(default_factory=list)
 
 
 def record_of(scope: Scope) -> RequestRecord:

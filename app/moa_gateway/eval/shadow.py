@@ -2,8 +2,8 @@
 evaluated in the background: once the response's last byte is sent, the baseline answers the same
 request and the judge compares the two answers in both orders, as `moa-gateway eval` does.
 
-It never delays a client: it starts after the response (the HTTP edge runs what `after_response`
-collected), holds no client slot, is capped per pipeline (`max_concurrent`; beyond, new ones are
+It never delays a client: it starts after the response (the HTTP edge runs what was put on the
+request's `after_response` list), holds no client slot, is capped per pipeline (`max_concurrent`; beyond, new ones are
 dropped, not queued), is dropped first when the gateway is busy or draining, and cancelled at shutdown.
 Its calls count with role `shadow` (baseline) and `judge`; verdicts in `moa_eval_verdicts_total`.
 """
@@ -14,7 +14,6 @@ import asyncio
 import logging
 import random
 from collections.abc import Callable
-from contextvars import ContextVar
 
 from moa_gateway.config import GatewayConfig, ShadowConfig
 from moa_gateway.core.failures import Failure
@@ -24,18 +23,12 @@ from moa_gateway.eval.answers import AnswerError, ServiceAnswerer
 from moa_gateway.eval.judge import JudgePrompt, candidate_score, load_prompt
 from moa_gateway.eval.runner import judge_game
 from moa_gateway.eval.stats import pair_outcome
-from moa_gateway.service.chat import ChatRun, ChatService
+from moa_gateway.service.chat import AfterResponse, ChatRun, ChatService
 from moa_gateway.telemetry.logs import fields_text
 from moa_gateway.telemetry.metrics import Metrics
 from moa_gateway.wire.requests import ChatCompletionRequest, MoaOptions
 
 logger = logging.getLogger(__name__)
-
-after_response: ContextVar[list[Callable[[MoaResult], None]] | None] = ContextVar(
-    "after_response", default=None
-)
-"""Set by the HTTP edge for the length of one request: what to start, with the request's result, once
-its response has been sent in full and succeeded. Unset (None) outside live traffic: no shadow."""
 
 
 class ShadowEvaluator:
@@ -59,19 +52,19 @@ class ShadowEvaluator:
         self._running: dict[str, int] = dict.fromkeys(shadows, 0)
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def offer(self, request: ChatCompletionRequest, run: ChatRun) -> None:
-        """ChatService's `after_prepare`: sample the request, and if taken, ask the HTTP edge to start its
-        evaluation after the response. Requests with their own topology are not the pipeline as configured."""
+    def offer(self, request: ChatCompletionRequest, run: ChatRun, after_response: AfterResponse) -> None:
+        """ChatService's `after_prepare` (live traffic only): sample the request, and if taken, put its
+        evaluation on the request's `after_response`, which the HTTP edge starts once the response is sent.
+        Requests with their own topology are not the pipeline as configured."""
         pipeline = run.plan.pipeline
         shadow = self._shadows.get(pipeline) if pipeline else None
-        deferred = after_response.get()
-        if shadow is None or pipeline is None or deferred is None:
+        if shadow is None or pipeline is None:
             return
         if request.moa.layers is not None or request.moa.aggregator is not None:
             return
         if self._rng.random() >= shadow.sample_rate:
             return
-        deferred.append(lambda result: self._start(pipeline, shadow, request, result))
+        after_response.append(lambda result: self._start(pipeline, shadow, request, result))
 
     async def close(self) -> None:
         """Cancel every shadow evaluation in progress (shutdown: they are dropped first)."""

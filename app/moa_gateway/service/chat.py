@@ -16,6 +16,11 @@ from moa_gateway.core.types import MoaResult, RunInput
 from moa_gateway.service.schema_check.checker import SchemaChecks
 from moa_gateway.wire.requests import ChatCompletionRequest
 
+AfterResponse = list[Callable[[MoaResult], None]]
+"""Work to start with a request's result once its response has been sent in full and succeeded (its
+shadow evaluation). The HTTP edge keeps the list on its request record and hands it to `prepare`; what
+runs in-process (an eval, a script) passes none, so none is added."""
+
 
 @dataclass(frozen=True)
 class ChatLimits:
@@ -45,16 +50,20 @@ class ChatService:
         catalogue: Catalogue,
         limits: ChatLimits,
         schema_checks: SchemaChecks,
-        after_prepare: Callable[[ChatCompletionRequest, ChatRun], None] | None = None,
+        after_prepare: Callable[[ChatCompletionRequest, ChatRun, AfterResponse], None] | None = None,
     ) -> None:
         self._runner = runner
         self._catalogue = catalogue
         self._limits = limits
         self._schema_checks = schema_checks
-        self._after_prepare = after_prepare  # told of every prepared run: the shadow evaluation samples them
+        # Told of every prepared run of live traffic: the shadow evaluation samples them.
+        self._after_prepare = after_prepare
 
-    async def prepare(self, request: ChatCompletionRequest) -> ChatRun:
-        """Raises Failure: 400 over a limit or for a bad override, 404 for an unknown model."""
+    async def prepare(
+        self, request: ChatCompletionRequest, after_response: AfterResponse | None = None
+    ) -> ChatRun:
+        """Raises Failure: 400 over a limit or for a bad override, 404 for an unknown model. Work for
+        after the response (a sampled shadow evaluation) goes onto `after_response`, if given."""
         if len(request.messages) > self._limits.max_messages:
             raise Failure(
                 FailureKind.INVALID_REQUEST,
@@ -95,8 +104,8 @@ class ChatService:
             options.include_proposals,
             stream_events=options.stream_events,
         )
-        if self._after_prepare is not None:
-            self._after_prepare(request, run)
+        if self._after_prepare is not None and after_response is not None:
+            self._after_prepare(request, run, after_response)
         return run
 
     def events(self, run: ChatRun, *, proposer_deltas: bool = False) -> AsyncGenerator[Event, None]:

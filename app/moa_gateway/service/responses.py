@@ -15,7 +15,7 @@ from moa_gateway.core.events import Event
 from moa_gateway.core.failures import Failure, FailureKind
 from moa_gateway.core.plan import quoted
 from moa_gateway.core.types import Message, MoaResult
-from moa_gateway.service.chat import ChatRun, ChatService
+from moa_gateway.service.chat import AfterResponse, ChatRun, ChatService
 from moa_gateway.service.items import with_referenced_items
 from moa_gateway.service.response_store import ResponseStore, StoredResponse
 from moa_gateway.wire.responses import (
@@ -47,9 +47,11 @@ class ResponsesService:
         self._store = store
         self._hosted_tools = hosted_tools  # MOA_HOSTED_TOOLS
 
-    async def prepare(self, request: ResponsesRequest, caller: Caller) -> ResponsesRun:
+    async def prepare(
+        self, request: ResponsesRequest, caller: Caller, after_response: AfterResponse | None = None
+    ) -> ResponsesRun:
         """Raises Failure: 400 for a bad request, 404 for an unknown model or a previous response that
-        `caller` did not store."""
+        `caller` did not store. `after_response` as for ChatService.prepare."""
         history: list[Message] = []
         if request.previous_response_id is not None:
             previous = await self._store.get(caller, request.previous_response_id)
@@ -64,7 +66,8 @@ class ResponsesService:
         if self._hosted_tools == "drop":  # else the wire's 400 names the first hosted tool
             request, dropped = without_hosted_tools(request)
         conversation = history + input_messages(request)
-        run = await self._chat.prepare(chat_request(request, instructions_message(request) + conversation))
+        messages = instructions_message(request) + conversation
+        run = await self._chat.prepare(chat_request(request, messages), after_response)
         frame = ResponseFrame.of(request, tuple(dropped))
         if dropped:
             logger.info(

@@ -10,8 +10,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from moa_gateway.api.middleware.responses import StatusNoted
 from moa_gateway.api.record import record_of
-from moa_gateway.core.types import MoaResult
-from moa_gateway.eval.shadow import after_response
 from moa_gateway.runtime import Lifecycle
 
 
@@ -25,18 +23,15 @@ class AfterResponseMiddleware:
         if not self.guarded(scope):
             await self.app(scope, receive, send)
             return
-        deferred: list[Callable[[MoaResult], None]] = []
+        record = record_of(scope)  # the route hands `record.after_response` to its service
         sent = StatusNoted(send)
 
-        token = after_response.set(deferred)
         self.lifecycle.chat_in_flight += 1
         try:
             await self.app(scope, receive, sent)
         finally:
             self.lifecycle.chat_in_flight -= 1
-            after_response.reset(token)
-        record = record_of(scope)
         # Not for a failure, nor a stream that failed after its 200 (`record.status`): nothing to compare.
-        if deferred and record.result is not None and (record.status or sent.code) == 200:
-            for start in deferred:
+        if record.after_response and record.result is not None and (record.status or sent.code) == 200:
+            for start in record.after_response:
                 start(record.result)

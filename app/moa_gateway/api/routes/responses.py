@@ -37,7 +37,8 @@ async def create_response(request: Request) -> Response:
     """Create a model response (Responses API); a pipeline id runs Mixture-of-Agents."""
     runtime, record = runtime_of(request), record_of(request.scope)
     service = runtime.responses
-    run = await service.prepare(parse_responses_request(await request.body()), record.caller)
+    parsed = parse_responses_request(await request.body())
+    run = await service.prepare(parsed, record.caller, record.after_response)
     record.model, record.stream = run.chat.plan.model_id, run.chat.stream
     if not run.chat.stream:
         result = await service.complete(run)
