@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
 from moa_gateway.core.failures import Failure
 from moa_gateway.core.types import Answer, CallSpec, Delta
+
+TraceContext = Mapping[str, str]
+"""The W3C trace context (`traceparent`, `tracestate`) one upstream call carries so its span continues at
+the provider: what the observer returns as the call starts, sent by the provider as headers; empty when
+nothing traces the call."""
 
 
 class RetryBudget:
@@ -56,9 +61,9 @@ class ChatBackend(Protocol):
 class CallObserver(Protocol):
     """Told of every upstream call's start, end, retry and circuit change: metrics, logs, traces."""
 
-    def call_started(self, spec: CallSpec) -> None:
+    def call_started(self, spec: CallSpec) -> TraceContext:
         """The call is about to be sent (once, however often it is retried); one of call_succeeded,
-        call_failed or call_cancelled follows."""
+        call_failed or call_cancelled follows. Returns the trace context every attempt carries upstream."""
         ...
 
     def call_succeeded(self, spec: CallSpec, duration_s: float, answer: Answer) -> None: ...

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from moa_gateway.core.failures import Failure, FailureKind
+from moa_gateway.core.ports import TraceContext
 from moa_gateway.core.types import Answer, CallSpec
 from moa_gateway.telemetry.logs import fields_text
 from moa_gateway.telemetry.metrics import Metrics
@@ -22,8 +23,8 @@ class TelemetryObserver:
         for model in provider_of:
             metrics.circuit_state.labels(model).set(0)
 
-    def call_started(self, spec: CallSpec) -> None:
-        pass  # metrics and the log line are written at the call's end
+    def call_started(self, spec: CallSpec) -> TraceContext:
+        return {}  # metrics and the log line are written at the call's end; no span to continue
 
     def call_succeeded(self, spec: CallSpec, duration_s: float, answer: Answer) -> None:
         usage = answer.usage

@@ -11,9 +11,8 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from moa_gateway.config import GatewayConfig
 from moa_gateway.core.failures import Failure
-from moa_gateway.core.ports import CallObserver, ProviderEndpoint
+from moa_gateway.core.ports import CallObserver, ProviderEndpoint, TraceContext
 from moa_gateway.core.types import Answer, CallSpec
-from moa_gateway.request_context import upstream_trace_var
 from moa_gateway.telemetry.tracing import Tracing, answer_attribute, messages_attribute
 
 # Request parameters the conventions name, as they appear in an OpenAI request.
@@ -63,7 +62,7 @@ class TracingObserver:
         self._targets = targets
         self._spans: dict[int, Span] = {}  # id(spec) -> the span of that call, while it runs
 
-    def call_started(self, spec: CallSpec) -> None:
+    def call_started(self, spec: CallSpec) -> TraceContext:
         self._inner.call_started(spec)
         target = self._targets[spec.model]
         operation = "embeddings" if spec.role == "embedding" else "chat"
@@ -84,8 +83,7 @@ class TracingObserver:
         self._spans[id(spec)] = span
         carrier: dict[str, str] = {}
         propagate.inject(carrier, context=trace.set_span_in_context(span))
-        # Read by the HTTP provider as it sends this call; set in the call's own task.
-        upstream_trace_var.set(carrier)
+        return carrier  # the backend hands it to the provider, which sends it with each attempt
 
     def call_succeeded(self, spec: CallSpec, duration_s: float, answer: Answer) -> None:
         self._inner.call_succeeded(spec, duration_s, answer)

@@ -63,7 +63,7 @@ class UpstreamBackend:
         delta: a retry after that would repeat what the consumer already has."""
         with self._trial_released(spec.model):
             content = self._encoded(spec, self._body(spec, stream=stream))
-            self._observer.call_started(spec)
+            trace = self._observer.call_started(spec)
             transport = self._transports[self._config.provider_of(spec.model)]
             started = time.perf_counter()
             attempt = 0
@@ -75,7 +75,7 @@ class UpstreamBackend:
                         with self._unexpected_as_bad_response(spec):
                             if stream:
                                 # aclosing: a chunk we refuse must close the upstream response now.
-                                chunks = transport.stream(spec.model, content)
+                                chunks = transport.stream(spec.model, content, trace)
                                 async with contextlib.aclosing(chunks):
                                     async for chunk in chunks:
                                         for delta in answer.feed(chunk):
@@ -88,7 +88,7 @@ class UpstreamBackend:
                                     )
                                 choices, usage = answer.choices(), answer.usage
                             else:
-                                payload = await transport.complete(spec.model, content)
+                                payload = await transport.complete(spec.model, content, trace)
                                 choices = completion_choices(spec.model, payload)
                                 usage = reported_usage(spec.model, payload.get("usage"))
                         break
@@ -157,7 +157,7 @@ class UpstreamBackend:
             )
         with self._trial_released(alias):
             content = self._encoded(spec, {**body, "model": self._config.upstream_name(alias)})
-            self._observer.call_started(spec)
+            trace = self._observer.call_started(spec)
             transport = self._transports[self._config.provider_of(alias)]
             started = time.perf_counter()
             attempt = 0
@@ -165,7 +165,7 @@ class UpstreamBackend:
                 while True:
                     try:
                         with self._unexpected_as_bad_response(spec):
-                            payload = await transport.embed(alias, content)
+                            payload = await transport.embed(alias, content, trace)
                             usage = reported_usage(alias, payload.get("usage"))
                         break
                     except Failure as exc:

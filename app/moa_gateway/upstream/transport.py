@@ -9,22 +9,28 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from moa_gateway.core.failures import Failure, FailureKind
+from moa_gateway.core.ports import TraceContext
 from moa_gateway.upstream.failures import upstream_error
 
 T = TypeVar("T")
 
 
 class Transport(Protocol):
-    async def complete(self, alias: str, content: bytes) -> dict[str, Any]:
+    """Every method sends `trace` (the call's trace context, from the observer) with the request, where
+    its wire has headers."""
+
+    async def complete(self, alias: str, content: bytes, trace: TraceContext | None = None) -> dict[str, Any]:
         """A `chat.completion` object for the encoded request `content`; raises Failure naming
         `alias` on failure."""
         ...
 
-    async def embed(self, alias: str, content: bytes) -> dict[str, Any]:
+    async def embed(self, alias: str, content: bytes, trace: TraceContext | None = None) -> dict[str, Any]:
         """An embeddings `list` object for the encoded request `content`; raises Failure naming `alias`."""
         ...
 
-    def stream(self, alias: str, content: bytes) -> AsyncGenerator[dict[str, Any], None]:
+    def stream(
+        self, alias: str, content: bytes, trace: TraceContext | None = None
+    ) -> AsyncGenerator[dict[str, Any], None]:
         """`chat.completion.chunk` objects until the upstream's `[DONE]` (or its end after a
         `finish_reason`); a stream cut short before either raises a `mid_stream` Failure."""
         ...

@@ -15,7 +15,8 @@ import orjson
 
 from moa_gateway.config import OpenAIProvider
 from moa_gateway.core.failures import Failure, FailureKind
-from moa_gateway.request_context import request_id_var, upstream_trace_var
+from moa_gateway.core.ports import TraceContext
+from moa_gateway.request_context import request_id_var
 from moa_gateway.upstream.body import (
     AnswerTooLargeError,
     BodyDecodingError,
@@ -82,26 +83,28 @@ class HttpTransport:
         self._secrets = secrets
         self._limits = limits or UpstreamLimits()
 
-    async def complete(self, alias: str, content: bytes) -> dict[str, Any]:
-        payload = await self._post(alias, self._chat, content)
+    async def complete(self, alias: str, content: bytes, trace: TraceContext | None = None) -> dict[str, Any]:
+        payload = await self._post(alias, self._chat, content, trace)
         if not payload.get("choices"):
             raise upstream_error(f"model {alias}: the response has no choices", model=alias)
         return payload
 
-    async def embed(self, alias: str, content: bytes) -> dict[str, Any]:
-        payload = await self._post(alias, self._embeddings, content)
+    async def embed(self, alias: str, content: bytes, trace: TraceContext | None = None) -> dict[str, Any]:
+        payload = await self._post(alias, self._embeddings, content, trace)
         if not isinstance(payload.get("data"), list):
             raise upstream_error(f"model {alias}: the response has no embeddings list", model=alias)
         return payload
 
-    async def _post(self, alias: str, endpoint: Endpoint, content: bytes) -> dict[str, Any]:
+    async def _post(
+        self, alias: str, endpoint: Endpoint, content: bytes, trace: TraceContext | None
+    ) -> dict[str, Any]:
         """A JSON request and its JSON answer, within `timeout_s`, the body read within its limit."""
         in_head = True
         try:
             async with asyncio.timeout(self._total_s):  # waiting for a connection counts too
                 await self._acquire()
                 try:
-                    response = await self._send(endpoint, content)
+                    response = await self._send(endpoint, content, trace)
                     in_head = False
                     try:
                         if response.status_code >= 400:
@@ -118,14 +121,16 @@ class HttpTransport:
             raise error from None
         return decode_json(alias, body)
 
-    async def stream(self, alias: str, content: bytes) -> AsyncGenerator[dict[str, Any], None]:
+    async def stream(
+        self, alias: str, content: bytes, trace: TraceContext | None = None
+    ) -> AsyncGenerator[dict[str, Any], None]:
         deadline = CallDeadline.start(self._total_s)  # timeout_s bounds the whole call, streamed too
         wait_s, late = deadline.wait(self._first_chunk_s, f"no answer within {self._first_chunk_s:g}s")
         try:
             async with asyncio.timeout(wait_s):
                 await self._acquire()
                 try:
-                    response = await self._send(self._chat, content)
+                    response = await self._send(self._chat, content, trace)
                 except BaseException:
                     self._release()
                     raise
@@ -178,11 +183,11 @@ class HttpTransport:
         if self._pool is not None:
             self._pool.release(self._name)
 
-    async def _send(self, endpoint: Endpoint, content: bytes) -> UpstreamResponse:
+    async def _send(self, endpoint: Endpoint, content: bytes, trace: TraceContext | None) -> UpstreamResponse:
         """POST `content`; the response's body is not read yet (close it)."""
         # This request's id, so upstream logs can be joined with ours.
         headers = [("x-request-id", request_id_var.get())]
-        if (trace := upstream_trace_var.get()) is not None:  # the call's span continues upstream
+        if trace:  # the call's span continues upstream
             headers += trace.items()
         return await endpoint.post(content, headers)
 

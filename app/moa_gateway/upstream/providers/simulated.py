@@ -10,6 +10,7 @@ import orjson
 
 from moa_gateway.config import SimulatedProvider
 from moa_gateway.core.failures import FailureKind
+from moa_gateway.core.ports import TraceContext
 from moa_gateway.sim import core
 from moa_gateway.upstream.failures import rejected_error, timeout_error, upstream_error
 from moa_gateway.upstream.providers.openai_http import status_error
@@ -25,7 +26,9 @@ class SimulatedTransport:
         self._idle_s = provider.idle_timeout_s
         self._faults = core.FaultCounter()
 
-    async def complete(self, alias: str, content: bytes) -> dict[str, Any]:
+    # In-process: no wire to carry a trace context on (`trace` is accepted and unused).
+
+    async def complete(self, alias: str, content: bytes, trace: TraceContext | None = None) -> dict[str, Any]:
         try:
             async with asyncio.timeout(self._timeout_s):
                 payload = await core.complete(orjson.loads(content), self._defaults, self._faults)
@@ -39,7 +42,7 @@ class SimulatedTransport:
             raise upstream_error(f"model {alias}: the response has no choices", model=alias)
         return payload
 
-    async def embed(self, alias: str, content: bytes) -> dict[str, Any]:
+    async def embed(self, alias: str, content: bytes, trace: TraceContext | None = None) -> dict[str, Any]:
         try:
             async with asyncio.timeout(self._timeout_s):
                 return await core.embed(orjson.loads(content), self._defaults, self._faults)
@@ -50,7 +53,9 @@ class SimulatedTransport:
         except Exception as exc:
             raise _as_upstream_error(alias, exc) from None
 
-    async def stream(self, alias: str, content: bytes) -> AsyncGenerator[dict[str, Any], None]:
+    async def stream(
+        self, alias: str, content: bytes, trace: TraceContext | None = None
+    ) -> AsyncGenerator[dict[str, Any], None]:
         deadline = CallDeadline.start(self._timeout_s)
         chunks = core.stream(orjson.loads(content), self._defaults, self._faults)
         try:
