@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from moa_gateway.config import GatewayConfig
 from moa_gateway.config.topology import catalogue_of
-from moa_gateway.core.plan import OverrideLimits
+from moa_gateway.core.plan import Catalogue, OverrideLimits
 from moa_gateway.core.ports import CallObserver
 from moa_gateway.core.runner import Runner
 from moa_gateway.core.types import Role
@@ -61,6 +61,7 @@ class Runtime:
     started_at: int = field(default_factory=lambda: int(time.time()))
     chat_as: Callable[[Role], ChatService] = field(kw_only=True)  # one whose calls count under that role
     responses: ResponsesService = field(kw_only=True)  # /v1/responses: chat runs and the response store
+    catalogue: Catalogue = field(kw_only=True)  # the pipelines and models a request may name (/v1/models)
     shadow: ShadowEvaluator | None = None  # pipelines' shadow evaluation of live traffic, if configured
 
 
@@ -139,6 +140,7 @@ async def open_runtime(
                 chat_as=chat_as,
                 shadow=shadow,
                 responses=ResponsesService(chat, store, settings.hosted_tools),
+                catalogue=catalogue,
             )
         finally:
             schema_checks.close()
