@@ -123,9 +123,12 @@ async def open_runtime(
             after_prepare=shadow.offer if shadow else None,
         )
         embeddings = EmbeddingsService(backend, catalogue, settings.retry_budget)
-        store = response_store(
-            settings.responses_store.get_secret_value(), StoreLimits.from_settings(settings)
+        store_limits = StoreLimits(
+            settings.responses_store_max_entries,
+            settings.responses_store_max_bytes,
+            settings.responses_store_ttl_s,
         )
+        store = response_store(settings.responses_store.get_secret_value(), store_limits)
         logger.info("responses store: %s", store.describe())  # who can continue a stored response
         try:
             yield Runtime(

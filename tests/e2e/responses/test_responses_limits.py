@@ -1,11 +1,12 @@
 """The guards of chat completions hold for the new endpoints too: gateway keys, the body limit, and the
-request metrics' model label."""
+request metrics' model label; the store keeps what MOA_RESPONSES_STORE_* allow."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import httpx
+import openai
 import pytest
 from pydantic import SecretStr
 
@@ -39,3 +40,19 @@ def test_stored_responses_need_a_key_too(guarded: str) -> None:
     assert httpx.get(f"{guarded}/v1/responses/resp_1").status_code == 401
     missing = httpx.get(f"{guarded}/v1/responses/resp_1", headers={"authorization": "Bearer key-one"})
     assert missing.status_code == 404 and missing.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_the_store_keeps_at_most_its_configured_entries(upstream: tuple[str, Recorder]) -> None:
+    settings = Settings(responses_store_max_entries=1)  # MOA_RESPONSES_STORE_MAX_ENTRIES=1
+    config = parse_config(responses_config(upstream[0]), "one-entry")
+    with (
+        ServerThread(create_app(settings, config)) as gateway,
+        openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="unused", max_retries=0) as client,
+    ):
+        first = client.responses.create(model="alpha", input="first")
+        assert client.responses.retrieve(first.id).id == first.id
+        second = client.responses.create(model="alpha", input="second")
+
+        assert client.responses.retrieve(second.id).id == second.id
+        with pytest.raises(openai.NotFoundError):  # the oldest went to make room
+            client.responses.retrieve(first.id)

@@ -11,7 +11,6 @@ import orjson
 
 from moa_gateway.core.caller import Caller
 from moa_gateway.core.types import Message
-from moa_gateway.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -62,17 +61,12 @@ class ResponseStore(Protocol):
 
 @dataclass(frozen=True)
 class StoreLimits:
+    """What a store may hold; the runtime fills it from MOA_RESPONSES_STORE_* (the service reads no
+    process settings)."""
+
     max_entries: int = 10_000
     max_bytes: int = 64 * 1024 * 1024
     ttl_s: float = 86_400.0
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> StoreLimits:
-        return cls(
-            settings.responses_store_max_entries,
-            settings.responses_store_max_bytes,
-            settings.responses_store_ttl_s,
-        )
 
     def too_large(self, entry: StoredResponse, raw: bytes) -> bool:
         """An entry larger than the whole store may hold is not kept (said once, in the log)."""
