@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from moa_gateway.core.final.select import SELECT_PROMPT
 from moa_gateway.core.prompts import DEFAULT_AGGREGATOR_PROMPT, inject_references
 from moa_gateway.core.tokens import count_prompt_tokens, count_tokens
 from moa_gateway.sim import core
@@ -56,10 +57,13 @@ async def test_stream_sends_the_same_text_in_token_chunks_with_usage_last() -> N
     assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["completion_tokens"] == count_tokens(text)
 
 
-async def test_aggregator_quotes_every_reference_and_the_question() -> None:
+# The simulator reads the reference block's heading as documented, without importing the core's prompts:
+# every prompt the core sends references under must still be read as references.
+@pytest.mark.parametrize("prompt", [DEFAULT_AGGREGATOR_PROMPT, SELECT_PROMPT])
+async def test_aggregator_quotes_every_reference_and_the_question(prompt: str) -> None:
     refs = [await ask("alpha", ASK), await ask("beta", ASK)]
 
-    answer = await ask("omega", inject_references(ASK, refs, DEFAULT_AGGREGATOR_PROMPT))
+    answer = await ask("omega", inject_references(ASK, refs, prompt))
 
     assert answer.startswith("[omega] Synthesis of 2 responses on 'Why is the sky blue?':")
     for i, ref in enumerate(refs, 1):

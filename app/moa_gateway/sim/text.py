@@ -11,7 +11,6 @@ import hashlib
 import re
 from typing import Any
 
-from moa_gateway.core.prompts import DEFAULT_AGGREGATOR_PROMPT
 from moa_gateway.core.tokens import message_text
 
 _VOCABULARY = [
@@ -62,7 +61,10 @@ _VOCABULARY = [
     "view",
     "weigh",
 ]
-_MARKER = DEFAULT_AGGREGATOR_PROMPT.rsplit("\n\n", 1)[-1]  # "Responses from models:"
+# The heading of a MoA reference block on the wire, after the paper's reference code (DESIGN.md, section 1):
+# the heading, then the answers numbered `\n1. `, `\n2. `. The simulator plays an upstream that only sees
+# the wire, so it reads that format as documented rather than importing the core's prompt.
+REFERENCES_HEADING = "Responses from models:"
 _REFERENCE = re.compile(r"\n(\d+)\. ")
 _ONE_TOKEN = re.compile(r"\w+\s*|[^\w\s]\s*")  # one token of moa_gateway.core.tokens, with its trailing space
 
@@ -84,9 +86,9 @@ def references_of(messages: list[dict[str, Any]]) -> list[str]:
     if not messages or messages[0].get("role") != "system":
         return []
     system = message_text(messages[0])
-    if _MARKER not in system:
+    if REFERENCES_HEADING not in system:
         return []
-    tail = system.rsplit(_MARKER, 1)[1]
+    tail = system.rsplit(REFERENCES_HEADING, 1)[1]
     parts = _REFERENCE.split(tail)  # ["", "1", text1, "2", text2, ...]
     return [parts[i].strip() for i in range(2, len(parts), 2)]
 
