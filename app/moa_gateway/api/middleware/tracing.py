@@ -3,23 +3,35 @@ byte; installed only with tracing on."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from moa_gateway.api.middleware.responses import StatusNoted
 from moa_gateway.api.record import record_of
-
-if TYPE_CHECKING:  # OpenTelemetry is an optional extra: imported only when tracing is on
-    from moa_gateway.telemetry.tracing import Tracing
+from moa_gateway.core.types import MoaResult
 
 # The W3C trace context only: a client's baggage is not taken in, so it never travels on to providers.
 _TRACE_HEADERS = (b"traceparent", b"tracestate")
 
 
+class RequestTracer(Protocol):
+    """What this middleware needs of tracing (telemetry/tracing.py's Tracing, given to it by the app): the
+    HTTP layer sees no OpenTelemetry type."""
+
+    def request_span(self, headers: Mapping[str, str]) -> AbstractContextManager[Any]:
+        """The request's span, current while the request runs; `headers` hold the client's trace context."""
+        ...
+
+    def end_request(
+        self, span: Any, *, model: str, stream: bool, status: int, result: MoaResult | None
+    ) -> None: ...
+
+
 class TracingMiddleware:
-    def __init__(self, app: ASGIApp, tracing: Tracing, guarded: Callable[[Scope], bool]) -> None:
+    def __init__(self, app: ASGIApp, tracing: RequestTracer, guarded: Callable[[Scope], bool]) -> None:
         self.app = app
         self.tracing = tracing
         self.guarded = guarded
