@@ -6,14 +6,15 @@ import asyncio
 from collections.abc import AsyncGenerator
 from typing import Any
 
+from moa_gateway.config import parse_config
 from moa_gateway.config.topology import catalogue_of
 from moa_gateway.core.events import Event
 from moa_gateway.core.failures import Failure, FailureKind
-from moa_gateway.core.plan import Plan, make_plan
+from moa_gateway.core.plan import Catalogue, Plan, make_plan
 from moa_gateway.core.ports import RetryBudget, RunContext
 from moa_gateway.core.runner import Runner, RunOptions, collect
 from moa_gateway.core.types import Answer, CallSpec, Delta, MoaResult, RunInput, Usage
-from tests.support.configs import simulated_config
+from tests.support.configs import simulated_config, topology
 
 QUESTION = [{"role": "user", "content": "Name a prime."}]
 
@@ -94,6 +95,15 @@ async def run_moa(
 async def run_plan(backend: FakeBackend, plan: Plan) -> MoaResult:
     run, _ = runner(backend)
     return await collect(run.events(plan, RunInput.plain(QUESTION), RunContext(RetryBudget(0))))
+
+
+def catalogue_with(layers: int = 2, **pipeline: Any) -> Catalogue:
+    """The simulated config's catalogue, its pipelines `moa` (`layers` layers) and `moa-1` with the
+    pipeline options given (say, `references="before_last_user"`)."""
+    data = {"providers": {"sim": {"type": "simulated"}}, **topology("sim", layers=layers)}
+    for entry in data["pipelines"].values():
+        entry.update(pipeline)
+    return catalogue_of(parse_config(data, "test"))
 
 
 def plan_of(model: str, **config: Any) -> Plan:

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from moa_gateway.core.final import AGGREGATIONS, FINALIZERS
-from moa_gateway.core.prompts import DEFAULT_AGGREGATOR_PROMPT
+from moa_gateway.core.prompts import DEFAULT_AGGREGATOR_PROMPT, Placement
 
 
 class _Strict(BaseModel):
@@ -179,6 +179,12 @@ class PipelineConfig(_Strict):
     tools_mode: Literal["advise", "bypass"] = Field(
         default="advise",
         description="When the client forces a tool call: proposers still advise, or the aggregator alone answers",
+    )
+    references: Placement = Field(
+        default="system",
+        description="Where the references go: system (the paper's: into the first system message) or "
+        "before_last_user (a user message of their own just before the last user message, so the prompt "
+        "before it is the same on every call and a provider's prefix cache keeps working)",
     )
 
     @field_validator("aggregation")

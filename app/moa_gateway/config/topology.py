@@ -46,4 +46,5 @@ def _policy(pipeline: PipelineConfig) -> Policy:
         reference_max_tokens=pipeline.reference_max_tokens,
         aggregation=pipeline.aggregation,
         window=pipeline.window,
+        references=pipeline.references,
     )

@@ -8,7 +8,7 @@ from typing import Any
 from moa_gateway.core.advice import cut_middle
 from moa_gateway.core.failures import Failure, FailureKind
 from moa_gateway.core.plan import ModelEntry, output_cap
-from moa_gateway.core.prompts import final_answer, inject_references
+from moa_gateway.core.prompts import PAPERS, Injection, final_answer, inject_references
 from moa_gateway.core.tokens import count_prompt_tokens, count_tokens
 from moa_gateway.core.types import Answer
 
@@ -78,14 +78,16 @@ def with_references(
     proposals: list[tuple[str, Answer]],
     prompt: str,
     params: dict[str, Any],
+    how: Injection = PAPERS,
 ) -> list[dict[str, Any]]:
-    """`messages` with the proposals' final answers injected as references, shortened to fit the
-    smallest context window among the models that will read them."""
+    """`messages` with the proposals' final answers injected as references (placed as `how` says),
+    shortened to fit the smallest context window among the models that will read them."""
     if not proposals:
         return messages
     references = [final_answer(answer.text) for _, answer in proposals]
     windows = [entry.context_window for entry in readers if entry.context_window is not None]
     if windows:
-        room = min(windows) - count_prompt_tokens(messages) - count_tokens(prompt) - requested_output(params)
+        overhead = count_tokens(prompt) + count_tokens(how.note or "")
+        room = min(windows) - count_prompt_tokens(messages) - overhead - requested_output(params)
         references = fit_references(references, room)
-    return inject_references(messages, references, prompt)
+    return inject_references(messages, references, prompt, how)

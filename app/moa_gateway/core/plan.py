@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from moa_gateway.core.agreement import Match
 from moa_gateway.core.failures import Failure, FailureKind
+from moa_gateway.core.prompts import Injection, Placement
 from moa_gateway.core.types import Role
 
 ToolsMode = Literal["advise", "bypass"]
@@ -48,13 +49,19 @@ class EarlyExit:
 
 @dataclass(frozen=True)
 class Policy:
-    """How a pipeline spends: early exit, cost budget, proposers' output cap, and aggregation."""
+    """How a pipeline spends: early exit, cost budget, proposers' output cap, aggregation, and where
+    references go."""
 
     early_exit: EarlyExit | None = None
     max_cost_usd: float | None = None
     reference_max_tokens: int | None = None
     aggregation: str = "synthesize"  # a name of core.final.FINALIZERS (the config checks it)
     window: int = 3  # references per aggregation round, for `sequential`
+    references: Placement = "system"
+
+    def injection(self, *, final: bool) -> Injection:
+        """How references go in, for the proposers of a later layer or for the final phase."""
+        return Injection(self.references)
 
 
 @dataclass(frozen=True)

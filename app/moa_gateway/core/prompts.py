@@ -1,9 +1,17 @@
-"""Reference injection, exactly as the MoA paper's reference code does it (Wang et al. 2024, Table 1)."""
+"""Reference injection, exactly as the MoA paper's reference code does it (Wang et al. 2024, Table 1), or
+just before the last user message so the prompt's prefix stays the same from call to call."""
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
+
+# `system`: the paper's, into the first system message. `before_last_user`: a message of its own just
+# before the last user message, so everything before it is byte-identical from call to call and a
+# provider's prefix cache keeps working.
+Placement = Literal["system", "before_last_user"]
+PLACEMENTS: tuple[Placement, ...] = ("system", "before_last_user")
 
 DEFAULT_AGGREGATOR_PROMPT = (
     "You have been provided with a set of responses from various open-source models to the latest user "
@@ -21,16 +29,49 @@ def references_block(prompt: str, references: list[str]) -> str:
     return prompt + "".join(f"\n{i}. {ref}" for i, ref in enumerate(references, 1))
 
 
-def inject_references(
-    messages: list[dict[str, Any]], references: list[str], prompt: str
-) -> list[dict[str, Any]]:
-    """Put the references into the system message; the client's turns are left as they are.
+@dataclass(frozen=True)
+class Injection:
+    """How a references block goes in: where, and a note written before the prompt (say, that the
+    references predate the tool results that follow them)."""
 
-    The block goes into the first system or `developer` message (see `with_instruction`).
+    placement: Placement = "system"
+    note: str | None = None
+
+
+PAPERS = Injection()  # into the system message, as the paper does
+
+
+def inject_references(
+    messages: list[dict[str, Any]], references: list[str], prompt: str, how: Injection = PAPERS
+) -> list[dict[str, Any]]:
+    """Put the references into the conversation; the client's messages are left as they are.
+
+    `system` (the default): into the first system or `developer` message (see `with_instruction`).
+    `before_last_user`: a message of its own just before the last user message (see `before_last_user`).
     """
     if isinstance(references, str):  # a string would be numbered character by character
         raise TypeError("references must be a list of answers, not a string")
-    return with_instruction(messages, references_block(prompt, references))
+    block = references_block(prompt, references)
+    if how.note:
+        block = f"{how.note}\n\n{block}"
+    if how.placement == "before_last_user":
+        return before_last_user(messages, block)
+    return with_instruction(messages, block)
+
+
+def before_last_user(messages: list[dict[str, Any]], text: str) -> list[dict[str, Any]]:
+    """`text` as a `user` message of its own just before the last user message; without a user message,
+    into the system message as `with_instruction` puts it. The input list and its dicts are not modified.
+
+    Role `user`, not `system`: many chat templates and OpenAI-compatible servers accept a system message
+    only first (Gemma's and Mistral's templates refuse one later; Anthropic's compatible API moves it),
+    while two user messages in a row are accepted everywhere (merged where turns must alternate). And the
+    references are other models' answers: as user text they do not get a system prompt's authority.
+    """
+    for index in range(len(messages) - 1, -1, -1):
+        if messages[index].get("role") == "user":
+            return [*messages[:index], {"role": "user", "content": text}, *messages[index:]]
+    return with_instruction(messages, text)
 
 
 def with_instruction(messages: list[dict[str, Any]], text: str) -> list[dict[str, Any]]:

@@ -51,7 +51,12 @@ async def propose(setup: Proposing, plan: Plan, run: RunInput, panel: Panel) -> 
         yield LayerStarted(number, list(layer.proposers))
         readers = [setup.catalogue.models[alias] for alias in layer.proposers]
         messages = with_references(
-            readers, run.proposer_messages, panel.proposals, plan.prompt, run.proposer_params
+            readers,
+            run.proposer_messages,
+            panel.proposals,
+            plan.prompt,
+            run.proposer_params,
+            policy.injection(final=False),
         )
         started = time.perf_counter()
         slots: list[Slot] = []

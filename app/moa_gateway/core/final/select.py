@@ -28,7 +28,12 @@ async def select(
     run = finishing.run
     if len(proposals) > 1 and proposal_may_answer(run):
         messages = with_references(
-            finishing.readers, run.proposer_messages, proposals, SELECT_PROMPT, run.proposer_params
+            finishing.readers,
+            run.proposer_messages,
+            proposals,
+            SELECT_PROMPT,
+            run.proposer_params,
+            finishing.plan.policy.injection(final=True),
         )
         async for event in finishing.call(messages, run.proposer_params, outcome, advisory=True):
             yield event

@@ -22,7 +22,12 @@ async def sequential(
         for first, last in spans[:-1]:
             references = carry + proposals[first:last]
             messages = with_references(
-                finishing.readers, run.proposer_messages, references, plan.prompt, run.proposer_params
+                finishing.readers,
+                run.proposer_messages,
+                references,
+                plan.prompt,
+                run.proposer_params,
+                plan.policy.injection(final=True),
             )
             async for event in finishing.call(messages, run.proposer_params, outcome, advisory=True):
                 yield event

@@ -13,6 +13,7 @@ async def synthesize(
     finishing: Finishing, proposals: Proposals, outcome: FinalOutcome
 ) -> AsyncGenerator[Event, None]:
     run, plan = finishing.run, finishing.plan
-    messages = with_references(finishing.readers, run.messages, proposals, plan.prompt, run.params)
+    how = plan.policy.injection(final=True)
+    messages = with_references(finishing.readers, run.messages, proposals, plan.prompt, run.params, how)
     async for event in finishing.call(messages, run.params, outcome):
         yield event
