@@ -14,6 +14,7 @@ import openai
 import pytest
 
 from moa_gateway.config import GatewayConfig, parse_config
+from moa_gateway.core.caller import ANONYMOUS
 from moa_gateway.main import create_app
 from moa_gateway.runtime import open_runtime
 from moa_gateway.service.chat import AfterResponse
@@ -149,11 +150,11 @@ async def test_shadow_work_runs_only_for_live_traffic_and_is_dropped_at_shutdown
     request = ChatCompletionRequest.model_validate(ASK)
     async with open_runtime(Settings(), shadow_config(), metrics) as runtime:
         # In-process (an eval, a script): no HTTP edge to defer to, so no shadow work at all.
-        await runtime.chat.complete(await runtime.chat.prepare(request))
+        await runtime.chat.complete(await runtime.chat.prepare(request, ANONYMOUS))
         assert runtime.shadow is not None and runtime.shadow.running == 0
 
         deferred: AfterResponse = []  # what the HTTP edge keeps on a request's record
-        result = await runtime.chat.complete(await runtime.chat.prepare(request, deferred))
+        result = await runtime.chat.complete(await runtime.chat.prepare(request, ANONYMOUS, deferred))
         assert len(deferred) == 1
         deferred[0](result)  # the response has been sent: start it
         assert runtime.shadow.running == 1
@@ -170,7 +171,7 @@ async def test_a_draining_gateway_starts_no_shadow_work() -> None:
     request = ChatCompletionRequest.model_validate(ASK)
     async with open_runtime(Settings(), shadow_config(), metrics) as runtime:
         deferred: AfterResponse = []
-        result = await runtime.chat.complete(await runtime.chat.prepare(request, deferred))
+        result = await runtime.chat.complete(await runtime.chat.prepare(request, ANONYMOUS, deferred))
         runtime.lifecycle.draining = True
         deferred[0](result)
         assert runtime.shadow is not None and runtime.shadow.running == 0
@@ -184,8 +185,8 @@ async def test_a_busy_gateway_sheds_shadow_work_first() -> None:
     settings = Settings(max_concurrent_requests=8)  # busy from 6 client requests in flight
     async with open_runtime(settings, shadow_config(), metrics) as runtime:
         deferred: AfterResponse = []
-        result = await runtime.chat.complete(await runtime.chat.prepare(request, deferred))
-        await runtime.chat.complete(await runtime.chat.prepare(request, deferred))
+        result = await runtime.chat.complete(await runtime.chat.prepare(request, ANONYMOUS, deferred))
+        await runtime.chat.complete(await runtime.chat.prepare(request, ANONYMOUS, deferred))
         runtime.lifecycle.chat_in_flight = 6
         deferred[0](result)
         runtime.lifecycle.chat_in_flight = 5

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from moa_gateway.core.final import AGGREGATIONS, FINALIZERS
+from moa_gateway.core.plan import Fanout
 from moa_gateway.core.prompts import DEFAULT_AGGREGATOR_PROMPT, Placement
 
 
@@ -179,6 +180,11 @@ class PipelineConfig(_Strict):
     tools_mode: Literal["advise", "bypass"] = Field(
         default="advise",
         description="When the client forces a tool call: proposers still advise, or the aggregator alone answers",
+    )
+    fanout: Fanout = Field(
+        default="every_call",
+        description="every_call: proposers answer on every call; user_turn: once per user turn, their "
+        "answers reused while the conversation only adds assistant and tool messages (an agent loop)",
     )
     references: Placement = Field(
         default="system",

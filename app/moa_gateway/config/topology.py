@@ -46,5 +46,6 @@ def _policy(pipeline: PipelineConfig) -> Policy:
         reference_max_tokens=pipeline.reference_max_tokens,
         aggregation=pipeline.aggregation,
         window=pipeline.window,
+        fanout=pipeline.fanout,
         references=pipeline.references,
     )

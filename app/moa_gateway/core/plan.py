@@ -8,10 +8,13 @@ from typing import Any, Literal
 
 from moa_gateway.core.agreement import Match
 from moa_gateway.core.failures import Failure, FailureKind
-from moa_gateway.core.prompts import Injection, Placement
+from moa_gateway.core.prompts import TURN_NOTE, Injection, Placement
 from moa_gateway.core.types import Role
 
 ToolsMode = Literal["advise", "bypass"]
+# `every_call`: the proposers answer on every call. `user_turn`: once per user turn, their answers kept
+# for the calls of an agent loop that only add assistant and tool messages (app/moa_gateway/core/fanout.py).
+Fanout = Literal["every_call", "user_turn"]
 
 
 def output_cap(params: dict[str, Any]) -> int | None:
@@ -49,19 +52,22 @@ class EarlyExit:
 
 @dataclass(frozen=True)
 class Policy:
-    """How a pipeline spends: early exit, cost budget, proposers' output cap, aggregation, and where
-    references go."""
+    """How a pipeline spends: early exit, cost budget, proposers' output cap, aggregation, how often the
+    proposers answer, and where references go."""
 
     early_exit: EarlyExit | None = None
     max_cost_usd: float | None = None
     reference_max_tokens: int | None = None
     aggregation: str = "synthesize"  # a name of core.final.FINALIZERS (the config checks it)
     window: int = 3  # references per aggregation round, for `sequential`
+    fanout: Fanout = "every_call"
     references: Placement = "system"
 
     def injection(self, *, final: bool) -> Injection:
-        """How references go in, for the proposers of a later layer or for the final phase."""
-        return Injection(self.references)
+        """How references go in, for the proposers of a later layer or for the final phase: under
+        `user_turn`, the final phase's say that they predate the turn's tool calls and results."""
+        note = TURN_NOTE if final and self.fanout == "user_turn" else None
+        return Injection(self.references, note)
 
 
 @dataclass(frozen=True)

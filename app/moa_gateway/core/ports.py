@@ -6,6 +6,7 @@ from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from moa_gateway.core.caller import ANONYMOUS, Caller
 from moa_gateway.core.failures import Failure
 from moa_gateway.core.types import Answer, CallSpec, Delta
 
@@ -39,9 +40,11 @@ class ProviderEndpoint:
 
 @dataclass
 class RunContext:
-    """Per-run state the backend needs with every call."""
+    """Per-run state: the retries left (the backend needs them with every call), and who asked (the
+    panel kept for a user turn is theirs alone)."""
 
     retry_budget: RetryBudget
+    caller: Caller = ANONYMOUS
 
 
 class ChatBackend(Protocol):

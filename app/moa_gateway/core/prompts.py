@@ -24,6 +24,16 @@ DEFAULT_AGGREGATOR_PROMPT = (
 )
 
 
+# With `fanout: user_turn` the references were written once for the turn, before the tool calls and
+# results that follow the last user message: the final call is told so, lest it repeat a call already
+# answered. Said on every call of the pipeline (not only on reuse), so the block stays the same.
+TURN_NOTE = (
+    "The responses below were written for the latest user message, before any tool calls and tool "
+    "results that follow it in the conversation. Where a tool call already has its result, use that "
+    "result: do not call the tool again for it."
+)
+
+
 def references_block(prompt: str, references: list[str]) -> str:
     """The prompt followed by the answers numbered `\\n1. ...`, `\\n2. ...`."""
     return prompt + "".join(f"\n{i}. {ref}" for i, ref in enumerate(references, 1))

@@ -31,6 +31,7 @@ class Panel:
     waited_s: float = 0.0
     early_exit: EarlyExitReport | None = None
     agreed_index: int | None = None  # the proposal that is the answer (the aggregator skipped)
+    reused: bool = False  # the proposals are the user turn's, kept from an earlier call (no call made)
 
 
 @dataclass(frozen=True)

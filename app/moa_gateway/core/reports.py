@@ -21,6 +21,13 @@ class Skipped(StrEnum):
     LAYERS = "layers"  # the remaining proposer layers
 
 
+class SavedBy(StrEnum):
+    """Why calls a pipeline names were not made."""
+
+    EARLY_EXIT = "early_exit"  # proposers agreed: later layers (and maybe the aggregator) skipped
+    USER_TURN = "user_turn"  # `fanout: user_turn`: the turn's proposals were reused
+
+
 @dataclass(frozen=True)
 class EarlyExitReport:
     """Proposers agreed enough after `layer` (or, escalated, they did not and `escalate_to` answered)."""

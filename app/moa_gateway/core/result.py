@@ -9,7 +9,7 @@ from moa_gateway.core.failures import Failure, FailureKind, combined_kind
 from moa_gateway.core.final import FinalOutcome
 from moa_gateway.core.plan import Plan
 from moa_gateway.core.proposing import Panel
-from moa_gateway.core.reports import BudgetReport, Degraded
+from moa_gateway.core.reports import BudgetReport, Degraded, SavedBy
 from moa_gateway.core.types import MoaResult
 
 
@@ -34,14 +34,25 @@ def assemble(
     if outcome.problem is not None:
         degraded = Degraded.SCHEMA_INVALID
     result = MoaResult(plan.pipeline, answer, records, waited_s, panel.dropped, model, degraded)
-    saved = (
-        0
-        if panel.early_exit is None
-        else panel.early_exit.calls_saved([len(x.proposers) for x in panel.layers])
-    )
     if budget is not None:
         budget = replace(budget, actual_usd=round(result.cost_usd, 8))
-    return replace(result, early_exit=panel.early_exit, budget=budget, calls_saved=saved)
+    return replace(
+        result,
+        early_exit=panel.early_exit,
+        budget=budget,
+        calls_saved=_saved(panel),
+        references_reused=panel.reused,
+    )
+
+
+def _saved(panel: Panel) -> dict[SavedBy, int]:
+    """The planned calls not made, by why: every proposer's when the turn's panel was reused; else those
+    an early exit skipped."""
+    sizes = [len(layer.proposers) for layer in panel.layers]
+    if panel.reused:
+        return {SavedBy.USER_TURN: sum(sizes)}
+    early = 0 if panel.early_exit is None else panel.early_exit.calls_saved(sizes)
+    return {SavedBy.EARLY_EXIT: early} if early else {}
 
 
 def _chain_failure(plan: Plan, final: Slot) -> Failure:

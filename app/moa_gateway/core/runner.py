@@ -16,11 +16,13 @@ from dataclasses import dataclass
 from moa_gateway.core.chain import ChainWalker
 from moa_gateway.core.events import Event, FinalDelta, RunFailed, RunFinished, RunStarted
 from moa_gateway.core.failures import Failure
+from moa_gateway.core.fanout import proposed, user_turn
 from moa_gateway.core.final import FinalOutcome, Finishing, finalizer_for
+from moa_gateway.core.panel_store import MemoryPanelStore, PanelStore
 from moa_gateway.core.plan import Catalogue, Plan
 from moa_gateway.core.ports import ChatBackend, RunContext
 from moa_gateway.core.preflight import preflight
-from moa_gateway.core.proposing import Panel, Proposing, propose
+from moa_gateway.core.proposing import Panel, Proposing
 from moa_gateway.core.reports import Degraded
 from moa_gateway.core.result import assemble, deadline_failure
 from moa_gateway.core.types import Delta, MoaResult, RunInput
@@ -33,9 +35,10 @@ class RunOptions:
 
 
 class Runner:
-    def __init__(self, backend: ChatBackend, catalogue: Catalogue) -> None:
+    def __init__(self, backend: ChatBackend, catalogue: Catalogue, panels: PanelStore | None = None) -> None:
         self._backend = backend
         self._catalogue = catalogue
+        self._panels = MemoryPanelStore() if panels is None else panels  # `fanout: user_turn`'s
 
     async def events(
         self, plan: Plan, run: RunInput, context: RunContext, options: RunOptions = RunOptions()
@@ -54,7 +57,8 @@ class Runner:
             proposing = Proposing(
                 walker, self._catalogue, options.proposer_deltas, deadline, checked.proposer_cap
             )
-            async for event in _drained(propose(proposing, plan, run, panel)):
+            turn = user_turn(plan, run, context.caller, checked, self._catalogue)
+            async for event in _drained(proposed(proposing, plan, run, panel, turn, self._panels)):
                 yield event
             final_started = time.perf_counter()
             finishing = Finishing(

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from moa_gateway.core.failures import FailureKind
-from moa_gateway.core.reports import BudgetReport, Degraded, EarlyExitReport
+from moa_gateway.core.reports import BudgetReport, Degraded, EarlyExitReport, SavedBy
 
 Message = dict[str, Any]
 CallStatus = Literal["ok", "error", "skipped", "cancelled"]
@@ -148,7 +148,9 @@ class MoaResult:
     degraded: Degraded | None = None  # set when the answer is not the aggregator's, and why
     early_exit: EarlyExitReport | None = None  # when proposers agreed (or, escalated, did not)
     budget: BudgetReport | None = None  # when a budget applied
-    calls_saved: int = 0  # upstream calls the plan named and the run did not make (early exit)
+    # upstream calls the plan named and the run did not make, by why (early exit, a reused user turn)
+    calls_saved: dict[SavedBy, int] = field(default_factory=dict)
+    references_reused: bool = False  # the proposals are the user turn's, kept from an earlier call
 
     @property
     def text(self) -> str:

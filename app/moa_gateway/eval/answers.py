@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from moa_gateway.core.caller import ANONYMOUS
 from moa_gateway.core.failures import Failure
 from moa_gateway.core.types import Message
 from moa_gateway.service.chat import ChatService
@@ -45,7 +46,7 @@ class ServiceAnswerer:
         request = ChatCompletionRequest.model_validate({"model": model, "messages": messages})
         started = time.perf_counter()
         try:
-            result = await self._chat.complete(await self._chat.prepare(request))
+            result = await self._chat.complete(await self._chat.prepare(request, ANONYMOUS))
         except Failure as exc:
             raise AnswerError(exc.message) from None
         usage = result.usage

@@ -16,6 +16,7 @@ import random
 from collections.abc import Callable
 
 from moa_gateway.config import GatewayConfig, ShadowConfig
+from moa_gateway.core.caller import ANONYMOUS
 from moa_gateway.core.failures import Failure
 from moa_gateway.core.tokens import message_text
 from moa_gateway.core.types import Message, MoaResult, Role
@@ -128,7 +129,7 @@ class ShadowEvaluator:
             update={"model": shadow.baseline, "stream": False, "stream_options": None, "moa": MoaOptions()}
         )
         try:
-            baseline = await self._baseline_chat.complete(await self._baseline_chat.prepare(twin))
+            baseline = await self._baseline_chat.complete(await self._baseline_chat.prepare(twin, ANONYMOUS))
         except Failure:
             return "error", 0.0, 0.0
         if self._refusal() == "shutdown":  # draining: the judge's calls are not worth starting

@@ -7,6 +7,7 @@ from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 
 from moa_gateway.core.advice import advisory_messages
+from moa_gateway.core.caller import Caller
 from moa_gateway.core.events import Event
 from moa_gateway.core.failures import Failure, FailureKind
 from moa_gateway.core.plan import Catalogue, OverrideLimits, Plan, TopologyOverride, make_plan
@@ -41,6 +42,7 @@ class ChatRun:
     include_usage: bool
     include_proposals: bool
     stream_events: bool = False  # `moa.stream_events`: the run's layer and call events go out live too
+    caller: Caller = field(kw_only=True)  # who asked: what the run keeps for a user turn is theirs alone
 
 
 class ChatService:
@@ -60,10 +62,10 @@ class ChatService:
         self._after_prepare = after_prepare
 
     async def prepare(
-        self, request: ChatCompletionRequest, after_response: AfterResponse | None = None
+        self, request: ChatCompletionRequest, caller: Caller, after_response: AfterResponse | None = None
     ) -> ChatRun:
-        """Raises Failure: 400 over a limit or for a bad override, 404 for an unknown model. Work for
-        after the response (a sampled shadow evaluation) goes onto `after_response`, if given."""
+        """`caller` is who sent it (the request record's). Raises Failure: 400 over a limit or for a bad
+        override, 404 for an unknown model. Work for after the response (a sampled shadow evaluation) goes onto `after_response`, if given."""
         if len(request.messages) > self._limits.max_messages:
             raise Failure(
                 FailureKind.INVALID_REQUEST,
@@ -103,6 +105,7 @@ class ChatService:
             request.include_usage,
             options.include_proposals,
             stream_events=options.stream_events,
+            caller=caller,
         )
         if self._after_prepare is not None and after_response is not None:
             self._after_prepare(request, run, after_response)
@@ -110,7 +113,7 @@ class ChatService:
 
     def events(self, run: ChatRun, *, proposer_deltas: bool = False) -> AsyncGenerator[Event, None]:
         """The run's events; the final answer's deltas come as events when the run is streamed."""
-        context = RunContext(RetryBudget(self._limits.retry_budget))
+        context = RunContext(RetryBudget(self._limits.retry_budget), run.caller)
         options = RunOptions(stream=run.stream, proposer_deltas=proposer_deltas)
         return self._runner.events(run.plan, run.input, context, options)
 

@@ -67,7 +67,7 @@ class ResponsesService:
             request, dropped = without_hosted_tools(request)
         conversation = history + input_messages(request)
         messages = instructions_message(request) + conversation
-        run = await self._chat.prepare(chat_request(request, messages), after_response)
+        run = await self._chat.prepare(chat_request(request, messages), caller, after_response)
         frame = ResponseFrame.of(request, tuple(dropped))
         if dropped:
             logger.info(

@@ -114,8 +114,9 @@ class Metrics:
         )
         self.calls_saved = Counter(
             "moa_calls_saved",
-            "Upstream calls a pipeline names that early exits did not make",
-            ["pipeline"],
+            "Upstream calls a pipeline names that were not made, by reason: early_exit (proposers "
+            "agreed), user_turn (the turn's proposals reused)",
+            ["pipeline", "reason"],
             registry=r,
         )
         upstream = ["provider", "model", "role"]

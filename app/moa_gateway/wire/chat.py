@@ -99,6 +99,8 @@ def _call_body(call: CallRecord, include_text: bool) -> dict[str, Any]:
         "usage_estimated": call.usage.estimated,
         "cost_usd": round(call.cost_usd, 10),
     }
+    if call.usage.cached_tokens:  # prompt tokens the provider read from its cache (priced as such)
+        body["cached_tokens"] = call.usage.cached_tokens
     if call.error is not None:
         body["error"] = call.error
         body["error_code"] = None if call.failure is None else call_error_code(call.failure)
@@ -119,6 +121,8 @@ def moa_body(result: MoaResult, include_proposals: bool) -> dict[str, Any]:
         "dropped": result.dropped,
         "calls": [_call_body(call, include_proposals) for call in result.calls],
     }
+    if result.references_reused:  # `fanout: user_turn`: the proposals are the turn's, no proposer called
+        body["references_reused"] = True
     if result.degraded is not None:
         body["degraded"] = result.degraded.value
     if result.early_exit is not None:

@@ -61,7 +61,8 @@ class ChatMetricsMiddleware:
             skipped = None if result.early_exit is None else result.early_exit.skipped
             if skipped is not None:
                 self.metrics.early_exits.labels(model, skipped.value).inc()
-                self.metrics.calls_saved.labels(model).inc(result.calls_saved)
+            for reason, saved in result.calls_saved.items():
+                self.metrics.calls_saved.labels(model, reason.value).inc(saved)
             usage = result.usage
             fields |= {
                 "upstream_calls": len(result.calls),

@@ -45,7 +45,7 @@ async def completions(request: Request) -> Response:
     runtime, record = runtime_of(request), record_of(request.scope)
     parsed = parse_completion_request(await request.body())
     check_echo(parsed, runtime.settings.max_body_bytes)
-    run = await runtime.chat.prepare(chat_request(parsed), record.after_response)
+    run = await runtime.chat.prepare(chat_request(parsed), record.caller, record.after_response)
     record.model, record.stream = run.plan.model_id, run.stream
     completion = new_completion(run.plan.model_id)
     if not run.stream:
