@@ -17,6 +17,11 @@ def count_tokens(text: str) -> int:
     return len(_TOKEN.findall(text))
 
 
+def tokens_of(text: str) -> list[str]:
+    """The tokens `count_tokens` counts (the simulator's prefix cache compares prompts by them)."""
+    return _TOKEN.findall(text)
+
+
 def message_text(message: dict[str, Any]) -> str:
     """The text of a chat message, whether its content is a string or a list of parts."""
     content = message.get("content")

@@ -3,7 +3,8 @@ reasoning, logprobs; `n` choices; and each choice's wire shapes (a message, or s
 
 Read from the request: `tools` and `tool_choice` (one call, of the named function or else the first;
 `parallel_tool_calls` is accepted and one call is still made), a trailing `role: tool` message (then the
-answer is text quoting the result, whatever `tool_choice` says, so an agent loop ends),
+answer is text quoting the result, whatever `tool_choice` says, so an agent loop ends; with
+`simulate.tool_rounds: N`, only once N rounds of tool results followed the last user message),
 `response_format`, `n`, `logprobs`, `top_logprobs`, `reasoning_effort`.
 """
 
@@ -54,8 +55,10 @@ class Asked:
 _PLAIN = Asked()
 
 
-def asked_of(body: dict[str, Any], *, reasoning: bool, think_tags: bool) -> Asked:
-    """The request's agent fields, checked as the Chat Completions API checks them."""
+def asked_of(body: dict[str, Any], *, reasoning: bool, think_tags: bool, tool_rounds: int = 1) -> Asked:
+    """The request's agent fields, checked as the Chat Completions API checks them. With tools offered,
+    a tool call is made while fewer than `tool_rounds` rounds of tool results followed the last user
+    message."""
     n = body.get("n")
     n = 1 if n is None else n
     if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= _MAX_N:
@@ -79,7 +82,7 @@ def asked_of(body: dict[str, Any], *, reasoning: bool, think_tags: bool) -> Aske
     tool = _tool(body.get("tools"), body.get("tool_choice"), body.get("parallel_tool_calls"))
     return Asked(
         n=n,
-        tool=None if results else tool,
+        tool=None if results and _tool_rounds(messages) >= tool_rounds else tool,
         tool_results=tuple(results),
         format=fmt,
         schema=schema,
@@ -88,6 +91,18 @@ def asked_of(body: dict[str, Any], *, reasoning: bool, think_tags: bool) -> Aske
         reasoning=effort,
         think_tags=think_tags,
     )
+
+
+def _tool_rounds(messages: list[Any]) -> int:
+    """Runs of tool results since the last user message: the agent loop's rounds so far."""
+    rounds, previous = 0, None
+    for message in reversed(messages):
+        role = message.get("role")
+        if role == "user":
+            break
+        rounds += role == "tool" and previous != "tool"
+        previous = role
+    return rounds
 
 
 def _tool(tools: Any, tool_choice: Any, parallel: Any) -> dict[str, Any] | None:

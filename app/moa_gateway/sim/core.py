@@ -3,7 +3,8 @@
 Timing per request: `ttft_ms` before the first token, then `tokens_per_s` (0: instant). A request may
 override the defaults with an extension object `"simulate": {"ttft_ms", "tokens_per_s",
 "output_tokens", "fault", "fault_count", "fault_key", "retry_after_s", "reasoning", "think_tags",
-"answer", "context_window"}`, which is how a config pins per-model behaviour (`params: {simulate: {...}}`).
+"answer", "context_window", "tool_rounds"}`, which is how a config pins per-model behaviour
+(`params: {simulate: {...}}`).
 
 `answer: "<text>"` fixes the text of choice 0 (other choices of `n` keep their own), in place of the
 generated text and of a judge's verdict (`output_tokens` no longer applies): streamed a token per chunk,
@@ -12,7 +13,12 @@ counted in usage, cut by `max_tokens`, and dressed like any text (json_object wr
 an offered tool still gets a tool call, json_schema still gets JSON fitting the schema, and reasoning
 is still added. `context_window: N` (tokens) answers 400 `context_length_exceeded`, as OpenAI does, when
 the prompt (count_prompt_tokens) plus `max_completion_tokens`/`max_tokens`, if given, exceeds N. Both
-apply to chat completions only (embeddings ignore them).
+apply to chat completions only (embeddings ignore them). `tool_rounds: N` (default 1): with tools offered,
+the model calls one until N rounds of tool results followed the last user message, then answers text.
+
+Prompt caching (app/moa_gateway/sim/prefix_cache.py): `usage.prompt_tokens_details.cached_tokens` is the
+longest prefix of the prompt this model was sent recently (from 1024 tokens, in blocks of 128), when the
+caller passes a `PrefixCache` (the server and the in-process provider do).
 
 Agent features (app/moa_gateway/sim/choices.py): offered `tools` get one tool call (the named `tool_choice`, else the
 first tool; arguments fit its `parameters`; streamed as a head, then argument pieces), unless
@@ -52,33 +58,34 @@ import orjson
 from moa_gateway.core.tokens import count_prompt_tokens
 from moa_gateway.sim import choices, embeddings
 from moa_gateway.sim.judge import JudgeOptionError, judge_text
+from moa_gateway.sim.prefix_cache import PrefixCache
+from moa_gateway.sim.profile import (
+    ANSWER_FAULTS,
+    FAULTS,
+    FaultCounter,
+    SimProfile,
+    SimulatorRequestError,
+)
 from moa_gateway.sim.text import answer_text
 
-FAULTS = (
-    "hang",
-    "error_500",
-    "error_503",
-    "rate_limit",
-    "reset",
-    "non_json",
-    "empty_choices",
-    "trickle",
-    "malformed_usage",
-    "oversized_body",
-    "truncated_stream",
-    "endless_trickle",
-)
-# Faults in what a 200 answer says rather than in how it arrives (not in FAULTS: the fault matrix of the
-# transport does not apply). schema_invalid: JSON that breaks the request's `response_format`.
-ANSWER_FAULTS = ("schema_invalid",)
+__all__ = [  # the profile's names too: the simulator's callers know them from here
+    "ANSWER_FAULTS",
+    "FAULTS",
+    "FaultCounter",
+    "SimProfile",
+    "SimulatedHTTPError",
+    "SimulatedOversize",
+    "SimulatedReset",
+    "SimulatedTruncation",
+    "SimulatorRequestError",
+    "complete",
+    "embed",
+    "stream",
+]
 _MALFORMED_USAGE = {"prompt_tokens": -5, "completion_tokens": "abc", "total_tokens": 1.5}
 _TRUNCATE_AFTER = 3  # tokens
 _ENDLESS_GAP_S = 0.2
 _STATUS_FAULTS = {"error_500": 500, "error_503": 503, "rate_limit": 429}
-
-
-class SimulatorRequestError(ValueError):
-    """The request body is not a chat completion request."""
 
 
 class SimulatedHTTPError(Exception):
@@ -109,85 +116,13 @@ class SimulatedOversize(Exception):
         self.size = size
 
 
-class FaultCounter:
-    """How many requests each `fault_key` has seen, for faults limited by `fault_count`."""
-
-    def __init__(self) -> None:
-        self._seen: dict[str, int] = {}
-
-    def next(self, key: str) -> int:
-        seen = self._seen.get(key, 0)
-        self._seen[key] = seen + 1
-        return seen
-
-
-@dataclass(frozen=True)
-class SimProfile:
-    ttft_ms: float = 150.0
-    tokens_per_s: float = 200.0
-    output_tokens: int | None = None
-    fault: str | None = None
-    fault_count: int | None = None
-    fault_key: str = ""
-    retry_after_s: float = 1.0
-    oversize_bytes: int = 17 * 1024 * 1024
-    reasoning: bool = False  # answers carry `reasoning_content` (as if `reasoning_effort` were sent)
-    think_tags: bool = False  # the content starts with <think>reasoning</think>, as raw R1 distills
-    answer: str | None = None  # the text of choice 0, instead of a generated one
-    context_window: int | None = None  # tokens: a longer request gets a 400 context_length_exceeded
-
-    def override(self, body: dict[str, Any]) -> SimProfile:
-        options = body.get("simulate")
-        if not isinstance(options, dict):
-            return self
-        fault = options.get("fault", self.fault)
-        if fault is not None and fault not in FAULTS and fault not in ANSWER_FAULTS:
-            raise SimulatorRequestError(f"'simulate.fault' is one of {', '.join(FAULTS + ANSWER_FAULTS)}")
-        flags = {name: options.get(name, getattr(self, name)) for name in ("reasoning", "think_tags")}
-        if not all(isinstance(flag, bool) for flag in flags.values()):
-            raise SimulatorRequestError("'simulate.reasoning' and 'simulate.think_tags' are booleans")
-        answer = options.get("answer", self.answer)
-        if answer is not None and not isinstance(answer, str):
-            raise SimulatorRequestError("'simulate.answer' is a string")
-        window = options.get("context_window", self.context_window)
-        if window is not None and (not isinstance(window, int) or isinstance(window, bool) or window < 1):
-            raise SimulatorRequestError("'simulate.context_window' is a positive integer (tokens)")
-        try:
-            return replace(
-                self,
-                ttft_ms=max(0.0, float(options.get("ttft_ms", self.ttft_ms))),
-                tokens_per_s=max(0.0, float(options.get("tokens_per_s", self.tokens_per_s))),
-                output_tokens=_optional_int(options.get("output_tokens", self.output_tokens)),
-                fault=fault,
-                fault_count=_optional_int(options.get("fault_count", self.fault_count)),
-                fault_key=str(options.get("fault_key", self.fault_key)),
-                retry_after_s=max(0.0, float(options.get("retry_after_s", self.retry_after_s))),
-                oversize_bytes=max(0, int(options.get("oversize_bytes", self.oversize_bytes))),
-                answer=answer,
-                context_window=window,
-                **flags,
-            )
-        except (TypeError, ValueError):
-            raise SimulatorRequestError(
-                "'simulate' holds numbers: ttft_ms, tokens_per_s, output_tokens, oversize_bytes"
-            ) from None
-
-    def active_fault(self, counter: FaultCounter) -> str | None:
-        if self.fault is None or self.fault_count is None:
-            return self.fault
-        return self.fault if counter.next(self.fault_key) < self.fault_count else None
-
-
-def _optional_int(value: Any) -> int | None:
-    return None if value is None else max(0, int(value))
-
-
 @dataclass(frozen=True)
 class _Reply:
     model: str
     choices: list[choices.Choice]
     prompt_tokens: int
     logprobs: bool  # every choice of every chunk carries a `logprobs` field
+    cached_tokens: int = 0  # of prompt_tokens, read from the prefix cache
 
     @property
     def steps(self) -> int:
@@ -202,6 +137,8 @@ class _Reply:
             "completion_tokens": completion,
             "total_tokens": self.prompt_tokens + completion,
         }
+        if self.cached_tokens:
+            usage["prompt_tokens_details"] = {"cached_tokens": self.cached_tokens}
         reasoning = sum(len(choice.reasoning) for choice in self.choices)
         if reasoning:
             usage["completion_tokens_details"] = {"reasoning_tokens": reasoning}
@@ -222,7 +159,9 @@ def _reply(body: dict[str, Any], profile: SimProfile, break_schema: bool = False
     except JudgeOptionError as exc:
         raise SimulatorRequestError(str(exc)) from None
     try:
-        asked = choices.asked_of(body, reasoning=profile.reasoning, think_tags=profile.think_tags)
+        asked = choices.asked_of(
+            body, reasoning=profile.reasoning, think_tags=profile.think_tags, tool_rounds=profile.tool_rounds
+        )
     except choices.BadRequest as exc:
         raise SimulatorRequestError(str(exc)) from None
     if break_schema:
@@ -278,24 +217,30 @@ async def _fail_before_answering(fault: str | None, profile: SimProfile) -> None
 
 
 async def _prepare(
-    body: dict[str, Any], defaults: SimProfile, counter: FaultCounter | None
+    body: dict[str, Any], defaults: SimProfile, counter: FaultCounter | None, cache: PrefixCache | None
 ) -> tuple[SimProfile, _Reply, str | None]:
-    """The request's profile, the reply to give, and the fault to play (after those that strike first)."""
+    """The request's profile, the reply to give, and the fault to play (after those that strike first).
+    A request that gets this far reads (and fills) the prefix cache."""
     profile = defaults.override(body)
     reply = _reply(body, profile)
     fault = profile.active_fault(counter or FaultCounter())
     await _fail_before_answering(fault, profile)
     if fault == "schema_invalid":
         reply = _reply(body, profile, break_schema=True)
+    if cache is not None:
+        reply = replace(reply, cached_tokens=cache.read(reply.model, body["messages"]))
     if fault == "trickle":
         profile = replace(profile, tokens_per_s=1.0)
     return profile, reply, fault
 
 
 async def complete(
-    body: dict[str, Any], defaults: SimProfile, counter: FaultCounter | None = None
+    body: dict[str, Any],
+    defaults: SimProfile,
+    counter: FaultCounter | None = None,
+    cache: PrefixCache | None = None,
 ) -> dict[str, Any]:
-    profile, reply, fault = await _prepare(body, defaults, counter)
+    profile, reply, fault = await _prepare(body, defaults, counter, cache)
     if fault == "endless_trickle":  # a whole answer never comes
         await asyncio.sleep(3600)
     started = time.perf_counter()
@@ -323,11 +268,14 @@ async def complete(
 
 
 async def stream(
-    body: dict[str, Any], defaults: SimProfile, counter: FaultCounter | None = None
+    body: dict[str, Any],
+    defaults: SimProfile,
+    counter: FaultCounter | None = None,
+    cache: PrefixCache | None = None,
 ) -> AsyncIterator[dict[str, Any]]:
     """Chat completion chunks: role, one token each, finish; a usage chunk when asked for. With `n` > 1
     the choices' chunks alternate, each with its `index`."""
-    profile, reply, fault = await _prepare(body, defaults, counter)
+    profile, reply, fault = await _prepare(body, defaults, counter, cache)
     started = time.perf_counter()
     first_token_at = started + profile.ttft_ms / 1000
     base = {

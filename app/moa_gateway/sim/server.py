@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response, StreamingResponse
 
 from moa_gateway.sim import core
+from moa_gateway.sim.prefix_cache import PrefixCache
 from moa_gateway.wire import sse
 from moa_gateway.wire.errors import error_body
 
@@ -23,6 +24,7 @@ def create_sim_app(defaults: core.SimProfile | None = None, api_key: str | None 
     """`api_key`, when set, is required as a bearer token, as a real provider would."""
     profile = defaults or core.SimProfile()
     faults = core.FaultCounter()
+    cache = PrefixCache()  # usage.prompt_tokens_details.cached_tokens, as a provider's prompt cache
     app = FastAPI(title="moa-gateway simulator")
     started = int(time.time())
 
@@ -34,11 +36,11 @@ def create_sim_app(defaults: core.SimProfile | None = None, api_key: str | None 
             return body
         try:
             if body.get("stream"):
-                chunks = core.stream(body, profile, faults)
+                chunks = core.stream(body, profile, faults, cache)
                 # The first chunk validates the body before the 200 is sent.
                 first = await _unless_disconnected(request, anext(chunks))
                 return StreamingResponse(_frames(first, chunks), media_type="text/event-stream")
-            completion = await _unless_disconnected(request, core.complete(body, profile, faults))
+            completion = await _unless_disconnected(request, core.complete(body, profile, faults, cache))
             return Response(orjson.dumps(completion), media_type="application/json")
         except _ClientGone:
             return Response(status_code=499)  # nobody reads it

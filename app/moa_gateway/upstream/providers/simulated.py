@@ -12,6 +12,7 @@ from moa_gateway.config import SimulatedProvider
 from moa_gateway.core.failures import FailureKind
 from moa_gateway.core.ports import TraceContext
 from moa_gateway.sim import core
+from moa_gateway.sim.prefix_cache import PrefixCache
 from moa_gateway.upstream.failures import rejected_error, timeout_error, upstream_error
 from moa_gateway.upstream.providers.openai_http import status_error
 from moa_gateway.upstream.retry import parse_retry_after
@@ -25,13 +26,16 @@ class SimulatedTransport:
         self._first_chunk_s = provider.first_token_timeout_s or provider.timeout_s
         self._idle_s = provider.idle_timeout_s
         self._faults = core.FaultCounter()
+        self._cache = PrefixCache()  # reports cached prompt tokens, as a provider's prompt cache does
 
     # In-process: no wire to carry a trace context on (`trace` is accepted and unused).
 
     async def complete(self, alias: str, content: bytes, trace: TraceContext | None = None) -> dict[str, Any]:
         try:
             async with asyncio.timeout(self._timeout_s):
-                payload = await core.complete(orjson.loads(content), self._defaults, self._faults)
+                payload = await core.complete(
+                    orjson.loads(content), self._defaults, self._faults, self._cache
+                )
         except TimeoutError:
             raise timeout_error(
                 f"model {alias}: no answer within {self._timeout_s:g}s", model=alias
@@ -57,7 +61,7 @@ class SimulatedTransport:
         self, alias: str, content: bytes, trace: TraceContext | None = None
     ) -> AsyncGenerator[dict[str, Any], None]:
         deadline = CallDeadline.start(self._timeout_s)
-        chunks = core.stream(orjson.loads(content), self._defaults, self._faults)
+        chunks = core.stream(orjson.loads(content), self._defaults, self._faults, self._cache)
         try:
             async for chunk in paced(chunks, self._first_chunk_s, self._idle_s, deadline):
                 yield chunk
