@@ -1,5 +1,6 @@
 """The simulator's prompt cache: `cached_tokens` is the longest prefix the model was sent recently, from
-1024 tokens in blocks of 128, with bounded memory; and `simulate.tool_rounds` for longer agent loops."""
+1024 tokens in blocks of 128, with bounded memory; `simulate.tool_rounds` for longer agent loops; and
+references read wherever the pipeline placed them."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from moa_gateway.core.prompts import DEFAULT_AGGREGATOR_PROMPT, Injection, inject_references
 from moa_gateway.core.tokens import count_prompt_tokens
 from moa_gateway.sim import core
 from moa_gateway.sim.prefix_cache import PrefixCache
@@ -148,3 +150,16 @@ async def test_by_default_one_tool_result_ends_the_loop() -> None:
     assert reply["choices"][0]["finish_reason"] == "stop"
     with pytest.raises(core.SimulatorRequestError, match="tool_rounds"):
         await core.complete({"model": "m", "messages": messages, "simulate": {"tool_rounds": 0}}, FAST)
+
+
+async def test_the_aggregator_reads_references_placed_before_the_last_user_message() -> None:
+    messages = inject_references(
+        [{"role": "user", "content": "Why is the sky blue?"}],
+        ["[alpha] On 'Why': light scatters", "[beta] On 'Why': Rayleigh"],
+        DEFAULT_AGGREGATOR_PROMPT,
+        Injection("before_last_user"),
+    )
+    reply = await core.complete({"model": "omega", "messages": messages}, FAST)
+
+    text = reply["choices"][0]["message"]["content"]
+    assert text.startswith("[omega] Synthesis of 2 responses on 'Why is the sky blue?': (1) alpha: light")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from moa_gateway.core.prompts import with_instruction
+from moa_gateway.core.prompts import TOOL_RESULT_LABEL, with_instruction
 from moa_gateway.core.types import Message
 
 ADVISE_INSTRUCTION = (
@@ -47,7 +47,7 @@ def _as_text(message: Message, result_chars: int) -> Message:
     if role in ("tool", "function"):
         name = message.get("tool_call_id") or message.get("name") or "tool"  # `function` results have no id
         result = cut_middle(_content_text(message.get("content")), result_chars)
-        return {"role": "user", "content": f"[Result of tool call {name}]\n{result}"}
+        return {"role": "user", "content": f"{TOOL_RESULT_LABEL}{name}]\n{result}"}
     calls = message.get("tool_calls") or (
         [{"function": message["function_call"]}] if message.get("function_call") else []
     )

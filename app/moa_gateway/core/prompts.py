@@ -49,6 +49,9 @@ class Injection:
 
 
 PAPERS = Injection()  # into the system message, as the paper does
+# How the proposers' view renders a tool result (as a user message: app/moa_gateway/core/advice.py);
+# such a message is not the user's, so references never go before it.
+TOOL_RESULT_LABEL = "[Result of tool call "
 
 
 def inject_references(
@@ -57,7 +60,8 @@ def inject_references(
     """Put the references into the conversation; the client's messages are left as they are.
 
     `system` (the default): into the first system or `developer` message (see `with_instruction`).
-    `before_last_user`: a message of its own just before the last user message (see `before_last_user`).
+    `before_last_user`: a message of its own just before the last user message (see `before_last_user`);
+    in the proposers' view, a tool result rendered as a user message does not count as one.
     """
     if isinstance(references, str):  # a string would be numbered character by character
         raise TypeError("references must be a list of answers, not a string")
@@ -79,7 +83,10 @@ def before_last_user(messages: list[dict[str, Any]], text: str) -> list[dict[str
     references are other models' answers: as user text they do not get a system prompt's authority.
     """
     for index in range(len(messages) - 1, -1, -1):
-        if messages[index].get("role") == "user":
+        message = messages[index]
+        content = message.get("content")
+        rendered = isinstance(content, str) and content.startswith(TOOL_RESULT_LABEL)
+        if message.get("role") == "user" and not rendered:
             return [*messages[:index], {"role": "user", "content": text}, *messages[index:]]
     return with_instruction(messages, text)
 

@@ -1,7 +1,7 @@
 """What a simulated model says: deterministic in (model, conversation, seed), visibly using references.
 
-A proposer answers `[model] On '<question>': <words>`. A model whose system message carries MoA
-references (the aggregator, or a proposer of layer 2+) answers with a synthesis that quotes the start of
+A proposer answers `[model] On '<question>': <words>`. A model sent MoA references (in the system
+message, or in a message of their own: the aggregator, or a proposer of layer 2+) answers with a synthesis that quotes the start of
 each reference, so tests and demos can see that every reference, whole, and the question reached it.
 """
 
@@ -82,13 +82,14 @@ def question_of(messages: list[dict[str, Any]]) -> str:
 
 
 def references_of(messages: list[dict[str, Any]]) -> list[str]:
-    """The numbered answers after the MoA marker in the system message, if any."""
-    if not messages or messages[0].get("role") != "system":
+    """The numbered answers after the MoA marker in the system message (the paper's place), or else in
+    the last user message that carries them (`references: before_last_user`), if any."""
+    first = messages[:1] if messages and messages[0].get("role") == "system" else []
+    users = [m for m in reversed(messages) if m.get("role") == "user"]
+    carrier = next((message_text(m) for m in [*first, *users] if REFERENCES_HEADING in message_text(m)), None)
+    if carrier is None:
         return []
-    system = message_text(messages[0])
-    if REFERENCES_HEADING not in system:
-        return []
-    tail = system.rsplit(REFERENCES_HEADING, 1)[1]
+    tail = carrier.rsplit(REFERENCES_HEADING, 1)[1]
     parts = _REFERENCE.split(tail)  # ["", "1", text1, "2", text2, ...]
     return [parts[i].strip() for i in range(2, len(parts), 2)]
 

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from moa_gateway.config import ConfigError
+from moa_gateway.core.advice import advisory_messages
 from moa_gateway.core.plan import make_plan
 from moa_gateway.core.ports import RetryBudget, RunContext
 from moa_gateway.core.prompts import DEFAULT_AGGREGATOR_PROMPT, Injection, inject_references
@@ -55,11 +56,14 @@ def test_the_clients_messages_are_untouched_by_either_placement() -> None:
     assert sent == CONVERSATION
 
 
+CALL = {"id": "c1", "type": "function", "function": {"name": "multiply", "arguments": "{}"}}
+
+
 def test_before_last_user_keeps_the_turns_tool_messages_after_the_user_message() -> None:
     """In an agent loop the references precede the assistant's tool calls and their results."""
     loop = [
         *CONVERSATION,
-        {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function"}]},
+        {"role": "assistant", "content": None, "tool_calls": [CALL]},
         {"role": "tool", "tool_call_id": "c1", "content": "12"},
     ]
 
@@ -127,3 +131,28 @@ def test_the_config_accepts_the_two_placements_only() -> None:
     with pytest.raises(ConfigError, match="references"):
         catalogue_with(references="after_everything")
     assert simulated_config().pipelines["moa"].references == "system"
+
+
+async def test_in_the_proposers_view_references_go_before_the_users_message_not_a_rendered_tool_result() -> (
+    None
+):
+    """Proposers see tool results as user messages; layer 2's references still go before the user's."""
+    backend = FakeBackend()
+    loop = [
+        *CONVERSATION,
+        {"role": "assistant", "content": None, "tool_calls": [CALL]},
+        {"role": "tool", "tool_call_id": "c1", "content": "12"},
+    ]
+    catalogue = catalogue_with(references="before_last_user")
+    view = advisory_messages(loop, tools_offered=False, result_chars=100)
+    run = RunInput(loop, {}, view, {})
+
+    await collect(
+        Runner(backend, catalogue).events(make_plan(catalogue, "moa"), run, RunContext(RetryBudget(0)))
+    )
+
+    layer2 = [c for c in backend.calls if c.layer == 2]
+    assert len(layer2) == 3
+    for call in layer2:
+        assert call.messages[3]["content"].startswith(DEFAULT_AGGREGATOR_PROMPT)
+        assert call.messages[4:] == view[3:], "the user's message, the call and its rendered result follow"
