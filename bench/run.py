@@ -10,7 +10,9 @@ the critical-path efficiency (100/200/300 ms proposers, 200 ms aggregator, on th
 time to first byte and first token against the aggregator's own, and the gateway's RSS along 100k MoA
 requests. The throughput upstream is bench/stub_upstream.py unless `--upstream sim`. Then the realistic-
 latency scenarios of bench/realistic.py (1 s proposers, 0.5 s aggregator, c=500 and 1000, 1 and 2
-workers); `--only realistic` runs those alone.
+workers); `--only realistic` runs those alone. Then the agent-loop costs of bench/agent_loop.py (calls,
+tokens, cached tokens and dollars per user turn; no load, a few seconds); `--only agent_loop` runs it
+alone.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from typing import Any
 import httpx
 import yaml
 
-from bench import realistic
+from bench import agent_loop, realistic
 from bench.early_exit import cost_config, cost_table
 from bench.harness import (
     BENCH,
@@ -279,7 +281,11 @@ def parse_options(argv: list[str] | None) -> Options:
     parser.add_argument("--out", type=Path, default=BENCH / "results" / "latest.md", help="report file")
     parser.add_argument("--no-write", action="store_true", help="print only")
     parser.add_argument("--skip-realistic", action="store_true", help="skip the realistic-latency runs")
-    parser.add_argument("--only", choices=["realistic"], help="run only these scenarios (bench/realistic.py)")
+    parser.add_argument(
+        "--only",
+        choices=["realistic", "agent_loop"],
+        help="run only these scenarios (bench/realistic.py, bench/agent_loop.py)",
+    )
     args = parser.parse_args(argv)
     quick = args.quick
     marks: tuple[int, ...] = (1_000, 3_000) if quick else (10_000, 50_000, 100_000)
@@ -306,6 +312,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     if opts.only == "realistic":
         return realistic.main(["--duration", f"{opts.realistic_s or 60:g}"])
+    if opts.only == "agent_loop":
+        agent_loop.main([])
+        return 0
     wrk = ensure_wrk()
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="moa-bench-") as tmp:
@@ -346,6 +355,8 @@ def main(argv: list[str] | None = None) -> int:
             ):
                 progress("early exit: calls and dollars per request, off and on")
                 costs = cost_table(cost_url, 40)
+            progress("agent loop: calls, tokens and dollars per user turn")
+            costs += ["", *agent_loop.report(agent_loop.measure())]
             rate = table["(c) MoA 3 proposers + aggregator", 64].rps
             rss = rss_growth(wrk, up_url, log_dir, opts, rate) if opts.rss_marks else []
         slow = []
