@@ -50,6 +50,8 @@ def agent_config(upstream_url: str) -> dict[str, Any]:
                 "params": {"simulate": {"fault": "schema_invalid", "fault_key": "once", "fault_count": 1}},
             },
             "hopeless": {**remote, "params": {"simulate": {"fault": "schema_invalid"}}},
+            # an agent that calls its tool three times a user turn, then answers
+            "looper": {**remote, "params": {"simulate": {"tool_rounds": 3}}},
         }
     )
     data["pipelines"].update(
@@ -59,6 +61,12 @@ def agent_config(upstream_url: str) -> dict[str, Any]:
             "mixed-media": {"layers": [{"proposers": ["texty", "alpha"]}], "aggregator": "omega"},
             "sloppy-json": {"layers": [{"proposers": ["alpha", "beta"]}], "aggregator": "sloppy"},
             "hopeless-json": {"layers": [{"proposers": ["alpha", "beta"]}], "aggregator": "hopeless"},
+            "per-turn": {
+                "layers": [{"proposers": PROPOSERS}],
+                "aggregator": "looper",
+                "fanout": "user_turn",
+                "references": "before_last_user",
+            },
         }
     )
     data["providers"] = {
