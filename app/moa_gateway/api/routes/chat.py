@@ -42,7 +42,9 @@ async def chat_completions(request: Request) -> Response:
     """Create a chat completion; a pipeline id runs Mixture-of-Agents."""
     runtime, record = runtime_of(request), record_of(request.scope)
     service = runtime.chat
-    run = await service.prepare(parse_chat_request(await request.body()), record.caller, record.after_response)
+    run = await service.prepare(
+        parse_chat_request(await request.body()), record.caller, record.after_response
+    )
     record.model, record.stream = run.plan.model_id, run.stream
     completion = Completion(model=run.plan.model_id)
     if not run.stream:
