@@ -6,11 +6,9 @@ the three streaming APIs."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import httpx
 import orjson
 import pytest
 
@@ -18,6 +16,7 @@ from moa_gateway.config import parse_config
 from moa_gateway.main import create_app
 from moa_gateway.settings import Settings
 from tests.support.servers import ServerThread
+from tests.support.streams import frames_as_sent
 
 KEEPALIVE_S = 0.4
 CALL_MS = 250  # each layer, then the aggregator, takes this long: an inner event every 0.25 s
@@ -39,20 +38,6 @@ def gateway() -> Iterator[ServerThread]:
     app = create_app(settings, parse_config(staggered_config(), "test"))
     with ServerThread(app, settings=settings) as server:
         yield server
-
-
-def frames_as_sent(url: str, body: dict[str, Any]) -> list[tuple[float, bytes]]:
-    """Each SSE frame of the response (comments included) with when its last byte arrived."""
-    frames: list[tuple[float, bytes]] = []
-    pending = b""
-    started = time.monotonic()
-    with httpx.stream("POST", url, json=body, timeout=10) as response:
-        assert response.status_code == 200
-        for data in response.iter_raw():
-            pending += data
-            *complete, pending = pending.split(b"\n\n")
-            frames += [(time.monotonic() - started, frame) for frame in complete]
-    return frames
 
 
 def chat_text(frame: bytes) -> bool:

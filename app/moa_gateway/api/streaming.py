@@ -4,7 +4,7 @@ failure keeps its status), and the event-stream response itself. Also the OpenAP
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from fastapi.responses import StreamingResponse
@@ -41,15 +41,18 @@ async def committed(
 
 
 class _EventStream(StreamingResponse):
-    """Notes on its clock each write of the body: only bytes the client was sent put off a keep-alive."""
+    """Notes on its clock each write of the body: only bytes the client was sent put off a keep-alive.
+    Closes its frames however the response ends: a client that left (the request's task cancelled
+    while a write was under way) closes the run at once, not when the generator is collected."""
 
-    def __init__(self, frames: AsyncIterator[bytes], clock: sse.SendClock) -> None:
+    def __init__(self, frames: AsyncGenerator[bytes, None], clock: sse.SendClock) -> None:
         super().__init__(
             frames,
             media_type="text/event-stream",
             headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
         )
         self._clock = clock
+        self._frames = frames
 
     async def stream_response(self, send: Send) -> None:
         clock = self._clock
@@ -59,10 +62,13 @@ class _EventStream(StreamingResponse):
             if message.get("body"):
                 clock.sent()
 
-        await super().stream_response(clocked)
+        try:
+            await super().stream_response(clocked)
+        finally:
+            await self._frames.aclose()
 
 
-def event_stream(frames: AsyncIterator[bytes], clock: sse.SendClock) -> StreamingResponse:
+def event_stream(frames: AsyncGenerator[bytes, None], clock: sse.SendClock) -> StreamingResponse:
     """A `text/event-stream` response, uncached and unbuffered by proxies, noting its writes on `clock`
     (the one its keep-alive ticker, `sse.with_keepalive`, runs on)."""
     return _EventStream(frames, clock)

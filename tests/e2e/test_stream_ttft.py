@@ -1,0 +1,135 @@
+"""Time to first token, one definition for the three streaming APIs: from the request to when the first
+frame carrying answer content (text, reasoning or a tool call) was sent to the client, as
+`moa_response_time_to_first_token_seconds` records it. The aggregator starts `FIRST_TOKEN_S` after it
+is called and reasons before it answers (or calls a tool), a token every 1/`TOKENS_PER_S` s; the client
+notes when each frame arrives. The server records after it wrote the frame, so its figure can be no
+later than the client's, and no earlier than the upstream sent what the frame carries."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from moa_gateway.config import parse_config
+from moa_gateway.main import create_app
+from moa_gateway.settings import Settings
+from tests.support.metrics import Scrape
+from tests.support.servers import ServerThread
+from tests.support.streams import frames_as_sent
+
+FIRST_TOKEN_S = 0.3
+TOKENS_PER_S = 40
+METRIC = "moa_response_time_to_first_token_seconds"
+TOOLS = {"city": {"type": "string"}}
+
+
+def ttft_config() -> dict[str, Any]:
+    slow = {"ttft_ms": FIRST_TOKEN_S * 1000, "tokens_per_s": TOKENS_PER_S}
+    return {
+        "providers": {"sim": {"type": "simulated", "ttft_ms": 0, "tokens_per_s": 0}},
+        "models": {
+            "fast": {"provider": "sim"},
+            "thinker": {"provider": "sim", "params": {"simulate": {**slow, "reasoning": True}}},
+            "caller": {"provider": "sim", "params": {"simulate": slow}},
+        },
+        "pipelines": {
+            "think": {"layers": [{"proposers": ["fast"]}], "aggregator": "thinker"},
+            "call": {"layers": [{"proposers": ["fast"]}], "aggregator": "caller"},
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def gateway() -> Iterator[ServerThread]:
+    settings = Settings()
+    with ServerThread(create_app(settings, parse_config(ttft_config(), "test")), settings=settings) as server:
+        yield server
+
+
+def recorded(gateway: ServerThread, model: str) -> tuple[float, float]:
+    """The TTFT histogram's (count, sum) for `model`."""
+    scrape = Scrape(httpx.get(f"{gateway.url}/metrics").text)
+    return scrape.value(f"{METRIC}_count", model=model), scrape.value(f"{METRIC}_sum", model=model)
+
+
+def ttft_of(gateway: ServerThread, path: str, body: dict[str, Any]) -> tuple[float, list[tuple[float, Any]]]:
+    """Stream one request; the TTFT it recorded, and its frames (arrival, parsed body) without comments."""
+    count, total = recorded(gateway, body["model"])
+    frames = frames_as_sent(f"{gateway.url}{path}", {**body, "stream": True})
+    after_count, after_total = recorded(gateway, body["model"])
+    assert after_count == count + 1, "one streamed request, one time to first token"
+    parsed = [
+        (at, orjson.loads(frame.split(b"data: ", 1)[1]))
+        for at, frame in frames
+        if b"data: {" in frame  # neither a keep-alive nor [DONE]
+    ]
+    return after_total - total, parsed
+
+
+def first(frames: list[tuple[float, Any]], answer: Callable[[Any], bool]) -> float:
+    return next(at for at, body in frames if answer(body))
+
+
+def chat_answer(chunk: Any) -> bool:
+    return any({"content", "reasoning_content", "tool_calls"} & set(c["delta"]) for c in chunk["choices"])
+
+
+def responses_answer(event: Any) -> bool:
+    kinds = ("output_text", "reasoning_text", "function_call_arguments")
+    return str(event.get("type")) in {f"response.{kind}.delta" for kind in kinds}
+
+
+ASK = "Why is the sky blue?"
+WEATHER_TOOL = {"name": "get_weather", "parameters": {"type": "object", "properties": TOOLS}}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"model": "think", "max_tokens": 4},
+        {"model": "call", "tools": [{"type": "function", "function": WEATHER_TOOL}]},
+    ],
+    ids=["reasoning", "tool_call"],
+)
+def test_chat_ttft_ends_at_the_first_chunk_of_reasoning_text_or_tool_call(
+    gateway: ServerThread, body: dict[str, Any]
+) -> None:
+    ttft, frames = ttft_of(
+        gateway, "/v1/chat/completions", {**body, "messages": [{"role": "user", "content": ASK}]}
+    )
+
+    assert FIRST_TOKEN_S <= ttft <= first(frames, chat_answer), (ttft, frames[:3])
+
+
+def test_completions_ttft_ends_at_the_first_text_the_reasoning_it_drops_does_not_count(
+    gateway: ServerThread,
+) -> None:
+    body = {"model": "think", "prompt": ASK, "max_tokens": 4, "stream_options": {"include_usage": True}}
+
+    ttft, frames = ttft_of(gateway, "/v1/completions", body)
+
+    usage = frames[-1][1]["usage"]
+    reasoned = usage["completion_tokens_details"]["reasoning_tokens"]  # sent upstream before the text
+    assert reasoned > 0
+    first_text_s = first(frames, lambda chunk: any(c["text"] for c in chunk["choices"]))
+    assert FIRST_TOKEN_S + reasoned / TOKENS_PER_S <= ttft <= first_text_s, (ttft, reasoned)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"model": "think", "max_output_tokens": 4},
+        {"model": "call", "tools": [{"type": "function", **WEATHER_TOOL}]},
+    ],
+    ids=["reasoning", "tool_call"],
+)
+def test_responses_ttft_ends_at_the_first_event_of_reasoning_text_or_a_function_call(
+    gateway: ServerThread, body: dict[str, Any]
+) -> None:
+    ttft, frames = ttft_of(gateway, "/v1/responses", {**body, "input": ASK})
+
+    assert FIRST_TOKEN_S <= ttft <= first(frames, responses_answer), (ttft, frames[2:4])
