@@ -103,8 +103,13 @@ def raw_chat_request(port: int, stream: bool, model: str = "moa") -> socket.sock
         model.encode(),
         b"true" if stream else b"false",
     )
+    return raw_post(port, "/v1/chat/completions", body)
+
+
+def raw_post(port: int, path: str, body: bytes) -> socket.socket:
+    """POST a JSON body over a bare socket, so the caller controls exactly when it closes."""
     head = (
-        f"POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+        f"POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
         f"content-length: {len(body)}\r\n\r\n"
     ).encode()
     client = socket.create_connection(("127.0.0.1", port))
