@@ -61,15 +61,16 @@ async def _frames(
 ) -> AsyncGenerator[bytes, None]:
     for frame in encoder.start():
         yield frame
-    answered = False
+    answered, live_events = False, encoder.live
     try:
         batch = first
         while True:
             if not isinstance(batch, list):
                 yield sse.KEEPALIVE_COMMENT
             else:
-                for frame in encoder.progress(batch):
-                    yield frame
+                if live_events:
+                    for frame in encoder.progress(batch):
+                        yield frame
                 # the deltas that arrived together go out in as few frames as keep their meaning
                 for delta in coalesced([e.delta for e in batch if isinstance(e, FinalDelta)]):
                     frames = encoder.delta(delta)
