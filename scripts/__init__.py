@@ -1,0 +1,1 @@
+"""Repository scripts run as modules (`python -m scripts.gen_reference`)."""

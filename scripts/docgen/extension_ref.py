@@ -1,0 +1,217 @@
+"""docs/reference/extension.md: the `moa` objects of a request and of a response, field by field.
+
+The request object is a pydantic model (`MoaOptions`), walked like the config. The response object is
+built by hand in `app/moa_gateway/wire/chat.py` (`moa_body`, `_call_body`, `early_exit_body`,
+`budget_body`), so its fields are declared in the tables below, and tests/unit/test_docs_reference.py
+checks each table's keys against what those functions write for a result with every field set."""
+
+from __future__ import annotations
+
+from typing import get_args
+
+from moa_gateway.core.failures import FailureKind
+from moa_gateway.core.reports import Degraded, Skipped
+from moa_gateway.core.types import CallStatus, Role
+from moa_gateway.wire.errors import call_error_code, shape_of
+from moa_gateway.wire.requests import MoaOptions
+from scripts.docgen.fields import description
+from scripts.docgen.markdown import GENERATED_NOTE, code, default_text, field_type, table
+
+
+def _values(values: object) -> str:
+    return ", ".join(code(str(v)) for v in values)  # type: ignore[attr-defined]
+
+
+# (field, type, present, description): one row per key the wire writes.
+RESPONSE_FIELDS = [
+    ("pipeline", "string or null", "always", "The pipeline id; null for a model alias (one direct call)"),
+    (
+        "answered_by",
+        "string",
+        "always",
+        "The model alias whose text is the answer: the aggregator (or "
+        "the fallback that stood in), the proposal `select` or an early exit chose, or the proposal that "
+        "stood in for a failed aggregator",
+    ),
+    (
+        "cost_usd",
+        "number",
+        "always",
+        "US dollars, summed over every upstream call of the request (also "
+        "in the `x-moa-cost-usd` header of JSON answers)",
+    ),
+    (
+        "dropped",
+        "list of strings",
+        "always",
+        "Proposers (each slot's own model) whose slot gave no answer, its fallbacks tried",
+    ),
+    (
+        "calls",
+        "list of call objects",
+        "always",
+        "One per upstream call the request made, proposer layers first, then the final phase (table below)",
+    ),
+    (
+        "degraded",
+        "string",
+        "when set",
+        "Why the answer is not the aggregator's own, checked answer: " + _values(Degraded),
+    ),
+    (
+        "early_exit",
+        "object",
+        "when the pipeline has `early_exit` and it applied, and on every run of a "
+        "pipeline with `early_exit.escalate_to`",
+        "What the early-exit policy did (table below)",
+    ),
+    (
+        "budget",
+        "object",
+        "when a budget applied (`max_cost_usd` of the pipeline or the request)",
+        "The estimate made before any call and what was cut to fit (table below)",
+    ),
+]
+CALL_FIELDS = [
+    (
+        "layer",
+        "integer",
+        "always",
+        "1.. for proposer layers; the number of layers + 1 for the final "
+        "phase; 0 for a model alias's direct call",
+    ),
+    (
+        "role",
+        "string",
+        "always",
+        "`proposer`, `aggregator` (every call of the final phase) or `direct`; "
+        "the other roles ("
+        + _values(r for r in get_args(Role) if r not in ("proposer", "aggregator", "direct"))
+        + ") label calls made outside a client's run, in the metrics and logs",
+    ),
+    ("model", "string", "always", "The model alias called"),
+    (
+        "status",
+        "string",
+        "always",
+        _values(get_args(CallStatus)) + " (`skipped`: not called, its "
+        "circuit open or its input over the context window)",
+    ),
+    ("latency_ms", "number", "always", "How long the call took"),
+    ("ttft_ms", "number or null", "always", "Time to the first token, for streamed calls; else null"),
+    ("prompt_tokens", "integer", "always", "Input tokens, as the provider reported them (else counted)"),
+    ("completion_tokens", "integer", "always", "Output tokens, as the provider reported them (else counted)"),
+    (
+        "usage_estimated",
+        "boolean",
+        "always",
+        "The provider reported no usage: the gateway counted words "
+        "and punctuation marks (`app/moa_gateway/core/tokens.py`)",
+    ),
+    ("cost_usd", "number", "always", "Tokens times the model's `price`, in US dollars"),
+    ("error", "string", "failed calls", "What went wrong, naming the model alias, never a key"),
+    ("error_code", "string or null", "failed calls", "The failure's code (table below)"),
+    ("fallback_for", "string", "a fallback's call", "The model this call stood in for"),
+    (
+        "tool_calls",
+        "integer",
+        "when the answer made tool calls",
+        "How many (of its first choice): which call acted",
+    ),
+    ("text", "string", "proposers' calls, with `moa.include_proposals`", "The proposer's answer text"),
+]
+EARLY_EXIT_FIELDS = [
+    (
+        "layer",
+        "integer or null",
+        "always",
+        "The layer whose answers agreed; null when no layer agreed and `escalate_to` answered",
+    ),
+    (
+        "agreement",
+        "number or null",
+        "always",
+        "The share of that layer's answers matching the most common one; null as `layer`",
+    ),
+    (
+        "skipped",
+        "string or null",
+        "always",
+        _values(Skipped) + "; null when nothing was left to skip "
+        "(the last layer agreed under `escalate_to`, or no layer agreed)",
+    ),
+    ("escalated", "boolean", "always", "The proposers disagreed and `escalate_to` aggregated instead"),
+]
+BUDGET_FIELDS = [
+    ("max_usd", "number", "always", "The budget: the lower of the request's and the pipeline's"),
+    ("estimated_usd", "number", "always", "The estimate, before any call, of the plan that ran"),
+    (
+        "actions",
+        "list of strings",
+        "always",
+        "What was cut to fit, in order (`dropped proposer A (layer "
+        "N)`, `capped proposers at max_tokens N`, `aggregator alone`); empty when the plan fitted",
+    ),
+    ("actual_usd", "number or null", "always", "What the run cost"),
+]
+TABLES = {
+    "The response's `moa`": RESPONSE_FIELDS,
+    "`moa.calls[i]`": CALL_FIELDS,
+    "`moa.early_exit`": EARLY_EXIT_FIELDS,
+    "`moa.budget`": BUDGET_FIELDS,
+}
+
+
+# Kinds a whole request fails of, never one call.
+REQUEST_ONLY = {
+    FailureKind.INVALID_REQUEST,
+    FailureKind.MODEL_NOT_FOUND,
+    FailureKind.NOT_FOUND,
+    FailureKind.CONTEXT_LENGTH_EXCEEDED,
+    FailureKind.BUDGET_EXCEEDED,
+    FailureKind.UPSTREAM,
+}
+
+
+def _request_table() -> str:
+    rows = [
+        [code(name), field_type(field), default_text(field), description(MoaOptions, name, field)]
+        for name, field in MoaOptions.model_fields.items()
+    ]
+    return table(["field", "type", "default", "description"], rows)
+
+
+def _error_codes() -> str:
+    """A failed call's `error_code` by failure kind, from the one mapping in wire/errors.py."""
+    rows = [
+        [code(kind.value), code(str(call_error_code(kind))), str(shape_of(kind).status)]
+        for kind in FailureKind
+        if call_error_code(kind) is not None and kind not in REQUEST_ONLY
+    ]
+    return table(["failure kind", "`error_code`", "HTTP status when the request fails of it"], rows)
+
+
+def render() -> str:
+    out = [
+        "# The `moa` extension reference\n",
+        GENERATED_NOTE,
+        "moa-gateway adds one object to OpenAI's wire, named `moa`, both ways. The OpenAI SDK sends it "
+        'with `extra_body={"moa": {...}}` and hands it back in `model_extra["moa"]`. It is the same '
+        "on `/v1/chat/completions`, `/v1/responses` and `/v1/completions`; in streams the response's "
+        "`moa` comes on the usage chunk (`stream_options.include_usage`), or in `response.completed`. "
+        "Examples: [HTTP API](http-api.md#the-moa-extension).\n",
+        "## The request's `moa`\n",
+        "From `MoaOptions` in `app/moa_gateway/wire/requests.py`. Unknown keys are a 400, so a typo "
+        "does not pass silently.\n",
+        _request_table(),
+    ]
+    for title, rows in TABLES.items():
+        out.append(f"## {title}\n")
+        out.append(table(["field", "type", "present", "description"], [[code(r[0]), *r[1:]] for r in rows]))
+    out += [
+        "## `error_code` of a failed call\n",
+        "A call's failure kind (also the `kind` label of `moa_upstream_errors_total`) and its "
+        "`error_code`, from `app/moa_gateway/wire/errors.py`.\n",
+        _error_codes(),
+    ]
+    return "\n".join(out)
