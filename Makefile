@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CONFIG ?= config/moa.yaml
 
-.PHONY: run test lint bench clean clients
+.PHONY: run test lint docs bench clean clients
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,9 +55,20 @@ clients: $(CLIENTS)/.venv/.installed $(CLIENTS)/node_modules/.package-lock.json
 test: lint $(CHROMIUM) $(REDIS_SERVER) clients
 	$(BIN)/pytest
 
+# The docs site (mkdocs.yml, pages under docs/): the generated reference pages must be current
+# (`$(BIN)/python -m scripts.gen_reference` rewrites them), then mkdocs builds the site into site/ with
+# --strict, so a broken link or anchor fails. The docs tools are the `docs` extra.
+docs: $(VENV)/.docs-installed
+	$(BIN)/python -m scripts.gen_reference --check
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+$(VENV)/.docs-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[docs]'
+	touch $@
+
 # The benchmark suite (needs wrk; installs it from Debian when run as root). About 6 minutes.
 bench: $(VENV)/.installed
 	$(BIN)/python -m bench.run
 
 clean:
-	rm -rf $(VENV) $(CLIENTS)/.venv $(CLIENTS)/node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis .import_linter_cache
+	rm -rf $(VENV) site $(CLIENTS)/.venv $(CLIENTS)/node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis .import_linter_cache

@@ -258,15 +258,15 @@ def test_unknown_models_and_bad_datasets_are_refused(
     assert "items.jsonl:2:" in capsys.readouterr().err
 
 
-def test_the_readme_example_runs_offline_on_the_demo_config(
+def test_the_documented_example_runs_offline_on_the_demo_config(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     root = Path(__file__).resolve().parents[2]
-    section = (root / "README.md").read_text().split("## Is it worth it?", 1)[1]
-    command = section.split("```sh\n", 1)[1].split("```", 1)[0].replace("\\\n", " ")
+    page = (root / "docs" / "guides" / "evaluation.md").read_text()
+    command = page.split("```sh\n", 1)[1].split("```", 1)[0].replace("\\\n", " ")
     argv = shlex.split(command)
     assert argv[:2] == ["moa-gateway", "eval"]
-    monkeypatch.chdir(root)  # the README's paths are the repository's
+    monkeypatch.chdir(root)  # the page's paths are the repository's
 
     code = main([*argv[1:], "--limit", "2", "--out", str(tmp_path / "out"), "--quiet"])
 

@@ -1,4 +1,5 @@
-"""The README's metric table and the Grafana dashboard name only metrics the gateway really exports."""
+"""The metric table of the docs (docs/operations/metrics.md) and the Grafana dashboard name only metrics the
+gateway really exports, and the table names every one."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from prometheus_client.metrics_core import Metric
 from moa_gateway.telemetry.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parents[2]
+METRICS_PAGE = ROOT / "docs" / "operations" / "metrics.md"
 SUFFIXES = {"counter": ["_total"], "histogram": ["", "_bucket", "_sum", "_count"], "gauge": [""]}
 
 
@@ -20,19 +22,21 @@ def exported() -> dict[str, str]:
     return {family.name + suffix: family.type for family in families for suffix in SUFFIXES[family.type]}
 
 
-def test_every_metric_in_the_readme_table_is_exported_with_that_type() -> None:
-    rows = re.findall(r"^\| `(moa_\w+)` \| (\w+) \|", (ROOT / "README.md").read_text(), re.MULTILINE)
+def test_every_metric_in_the_docs_table_is_exported_with_that_type() -> None:
+    rows = re.findall(r"^\| `(moa_\w+)` \| (\w+) \|", METRICS_PAGE.read_text(), re.MULTILINE)
     series = exported()
 
     assert len(rows) >= 12
     for name, kind in rows:
-        assert name in series, f"README lists {name}, which is not exported"
+        assert name in series, f"docs/operations/metrics.md lists {name}, which is not exported"
         assert series[name] == kind
     documented = {name for name, _ in rows}
     families = {name.removesuffix("_total") for name, kind in series.items() if kind != "histogram"}
     families |= {name.removesuffix("_count") for name, kind in series.items() if name.endswith("_count")}
     undocumented = {f for f in families if f not in documented and f + "_total" not in documented}
-    assert not undocumented, f"exported but not in the README table: {sorted(undocumented)}"
+    assert not undocumented, (
+        f"exported but not in the table of docs/operations/metrics.md: {sorted(undocumented)}"
+    )
 
 
 def test_the_grafana_dashboard_queries_only_exported_series() -> None:
