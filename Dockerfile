@@ -57,7 +57,7 @@ USER 10001:10001
 # Secure by default: on 0.0.0.0 the gateway starts only with client keys (MOA_API_KEYS). For the demo,
 # or behind an API gateway that authenticates callers, pass -e MOA_ALLOW_UNAUTHENTICATED=true.
 # One worker process per CPU the container may use (its CPU limit, rounded up): one Python process uses
-# one core. Their metrics are shared through files in /dev/shm (README, Scaling and what is per replica).
+# one core. Their metrics are shared through files in /dev/shm (docs/operations/metrics.md).
 ENV MOA_HOST=0.0.0.0 \
     MOA_PORT=8000 \
     MOA_CONFIG=/app/config/moa.yaml \

@@ -88,7 +88,9 @@ class Settings(BaseSettings):
         "is given up and the answer passed on unchecked (app/moa_gateway/service/schema_check)",
     )
     schema_check_processes: int = Field(
-        default=2, ge=1, description="Worker processes per gateway process for `response_format` checks"
+        default=2,
+        ge=1,
+        description="Worker processes per gateway process for `response_format` checks, started on first use",
     )
     max_layers: int = Field(default=4, ge=1, description="Limit on a request's own `moa.layers`")
     max_proposers: int = Field(default=8, ge=1, description="Limit on proposers per layer in `moa.layers`")

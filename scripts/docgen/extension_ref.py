@@ -53,6 +53,20 @@ RESPONSE_FIELDS = [
         "One per upstream call the request made, proposer layers first, then the final phase (table below)",
     ),
     (
+        "references_reused",
+        "boolean (`true`)",
+        "when set",
+        "The proposals are the user turn's, kept from an earlier call (`fanout: user_turn`): no "
+        "proposer was called, and `calls` lists only the calls made",
+    ),
+    (
+        "dropped_tools",
+        "list of strings",
+        "`/v1/responses`, when hosted tools were dropped",
+        "The types of the hosted tools (`web_search`, ...) left out under `MOA_HOSTED_TOOLS=drop`: "
+        "the model answered with the function tools it had",
+    ),
+    (
         "degraded",
         "string",
         "when set",
@@ -109,6 +123,12 @@ CALL_FIELDS = [
         "and punctuation marks (`app/moa_gateway/core/tokens.py`)",
     ),
     ("cost_usd", "number", "always", "Tokens times the model's `price`, in US dollars"),
+    (
+        "cached_tokens",
+        "integer",
+        "when the provider read part of the prompt from its cache",
+        "Prompt tokens served from the provider's cache, priced at the model's `price.cached_input_per_mtok`",
+    ),
     ("error", "string", "failed calls", "What went wrong, naming the model alias, never a key"),
     ("error_code", "string or null", "failed calls", "The failure's code (table below)"),
     ("fallback_for", "string", "a fallback's call", "The model this call stood in for"),

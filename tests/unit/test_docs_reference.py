@@ -25,6 +25,7 @@ from moa_gateway.settings import Settings
 from moa_gateway.telemetry.metrics import Metrics
 from moa_gateway.wire.chat import budget_body, call_body, early_exit_body, moa_body
 from moa_gateway.wire.requests import MoaOptions
+from moa_gateway.wire.responses_output import ResponseFrame, response_body
 from scripts import gen_reference
 from scripts.docgen import extension_ref
 
@@ -154,7 +155,9 @@ def full_result() -> MoaResult:
     stood_in = CallRecord(
         1, "proposer", "gamma", "ok", 0.3, Usage(5, 7), 0.001, text="a", fallback_for="beta"
     )
-    final = CallRecord(2, "aggregator", "omega", "ok", 0.4, Usage(9, 3), 0.002, ttft_s=0.1, tool_calls=1)
+    final = CallRecord(
+        2, "aggregator", "omega", "ok", 0.4, Usage(9, 3, cached_tokens=4), 0.002, ttft_s=0.1, tool_calls=1
+    )
     return MoaResult(
         "moa",
         Answer("x", "stop", Usage(9, 3)),
@@ -164,6 +167,7 @@ def full_result() -> MoaResult:
         degraded=Degraded.SCHEMA_INVALID,
         early_exit=EarlyExitReport(1, 1.0, Skipped.LAYERS),
         budget=BudgetReport(0.05, 0.01, ["aggregator alone"], 0.003),
+        references_reused=True,
     )
 
 
@@ -175,7 +179,14 @@ def test_the_response_tables_declare_exactly_what_the_wire_writes() -> None:
     result = full_result()
     written_calls = set().union(*(call_body(c) for c in result.calls)) | {"text"}
 
-    assert set(moa_body(result, include_proposals=True)) == declared("The response's `moa`")
+    responses = response_body(
+        ResponseFrame("resp_1", "moa", {}, dropped_tools=("web_search",)), "completed", [], result
+    )
+
+    assert set(responses["moa"]) == declared("The response's `moa`")
+    assert set(moa_body(result, include_proposals=True)) == declared("The response's `moa`") - {
+        "dropped_tools"
+    }
     assert {k for c in moa_body(result, True)["calls"] for k in c} == declared("`moa.calls[i]`")
     assert written_calls == declared("`moa.calls[i]`")
     assert set(early_exit_body(result.early_exit)) == declared("`moa.early_exit`")  # type: ignore[arg-type]

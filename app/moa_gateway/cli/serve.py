@@ -105,7 +105,7 @@ def serve_app(
     # frozen out of every collection. Measured: +10-15% streamed MoA req/s at c=64. With hundreds of
     # requests in flight most young objects are still alive at a collection, so each is scanned again
     # and again: at 20,000 the collector took ~25% of the CPU at c=500 with 1.5 s upstreams, at 100,000
-    # under 5% (2.22 -> 1.87 CPU ms per request; README, Benchmarks).
+    # under 5% (2.22 -> 1.87 CPU ms per request; docs/benchmarks.md).
     gc.collect()
     gc.freeze()
     gc.set_threshold(GC_GEN0_THRESHOLD, 20, 20)

@@ -81,7 +81,8 @@ class Metrics:
         )
         self.response_ttft = Histogram(
             "moa_response_time_to_first_token_seconds",
-            "Streamed responses: time from the request to the first content token sent to the client",
+            "Streamed responses: time from the request to the first chunk or event carrying answer content "
+            "(text, reasoning or a tool call) sent to the client",
             ["model"],
             buckets=TTFT_BUCKETS,
             registry=r,

@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 logger = logging.getLogger(__name__)
 
-FINAL_FLUSH_S = 2.0  # README, Tracing
+FINAL_FLUSH_S = 2.0  # docs/operations/tracing.md
 
 
 class StoppableExporter(SpanExporter):

@@ -2,7 +2,7 @@
 
 At 64 concurrent MoA requests httpx's own pool served 107 req/s with timeouts, aiohttp's 580 req/s; and
 going through httpx's request and response objects on top of aiohttp cost about a fifth of the gateway's
-CPU with 500 MoA requests in flight (py-spy; README, Benchmarks). So each endpoint prepares its headers
+CPU with 500 MoA requests in flight (py-spy; docs/benchmarks.md). So each endpoint prepares its headers
 and proxy once, and each call is one `session.request`.
 """
 
