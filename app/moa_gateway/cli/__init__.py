@@ -1,19 +1,25 @@
-"""`moa-gateway serve | check-config | hash-key | simulate | eval`."""
+"""`moa-gateway serve | init | check-config | hash-key | simulate | eval`, and `--version`."""
 
 from __future__ import annotations
 
 import argparse
 
-from moa_gateway.cli import check_config, hash_key, serve, simulate
+from moa_gateway.cli import check_config, hash_key, init, serve, simulate
 from moa_gateway.cli import eval as eval_command
+from moa_gateway.cli.version import package_version
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="moa-gateway", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     serving = commands.add_parser("serve", help="serve the gateway")
-    serving.add_argument("--config", help="YAML config (default: $MOA_CONFIG or config/moa.yaml)")
+    source = serving.add_mutually_exclusive_group()
+    source.add_argument("--config", help="YAML config (default: $MOA_CONFIG or config/moa.yaml)")
+    source.add_argument(
+        "--demo", action="store_true", help="serve the demo config shipped in the package (simulated models)"
+    )
     serving.add_argument("--host", help="address to listen on (default: $MOA_HOST or 127.0.0.1)")
     serving.add_argument("--port", type=int, help="port (default: $MOA_PORT or 8000)")
     serving.add_argument(
@@ -21,6 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="worker processes, or `auto` for one per CPU (default: $MOA_WORKERS, $WEB_CONCURRENCY or 1)",
     )
     serving.set_defaults(run=serve.run)
+
+    init.add_parser(commands)
 
     check = commands.add_parser("check-config", help="validate a config file and exit")
     check.add_argument("path")

@@ -16,6 +16,7 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
+from moa_gateway.cli.demo import demo_config_path
 from moa_gateway.cli.start_errors import STARTUP_FAILURE, ErrorNote, summary
 from moa_gateway.cli.workers import serve_workers, worker_count
 from moa_gateway.config import ConfigError, GatewayConfig, load_config
@@ -27,7 +28,8 @@ GC_GEN0_THRESHOLD = 100_000
 
 
 def run(args: argparse.Namespace) -> int:
-    given = {"config": args.config, "host": args.host, "port": args.port, "workers": args.workers}
+    config_path = str(demo_config_path()) if args.demo else args.config
+    given = {"config": config_path, "host": args.host, "port": args.port, "workers": args.workers}
     overrides: dict[str, Any] = {k: v for k, v in given.items() if v}
     try:
         settings = Settings(**overrides)

@@ -17,6 +17,12 @@ class ConfigError(Exception):
     """The config file is unusable; the message names the file and the field."""
 
 
+# What a new user needs when no config was found (a wheel installed anywhere has no config/moa.yaml).
+MISSING_CONFIG_HINT = (
+    "Name one with --config PATH or MOA_CONFIG=PATH, serve the built-in demo with `moa-gateway serve --demo`, "
+    "or write a starter config with `moa-gateway init`"
+)
+
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
 
 
@@ -61,10 +67,12 @@ def parse_config(data: Any, source: str, env: dict[str, str] | None = None) -> G
 
 
 def load_config(path: Path, env: dict[str, str] | None = None) -> GatewayConfig:
+    """Read, expand and validate the config file; a missing file's error says how to name or make one."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from None
+        hint = f". {MISSING_CONFIG_HINT}" if isinstance(exc, FileNotFoundError) else ""
+        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror}){hint}") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
