@@ -2,7 +2,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-CONFIG ?= config/moa.yaml
+# `make run` serves CONFIG, else what MOA_CONFIG names, else the demo config shipped in the package.
+CONFIG ?=
 
 .PHONY: run test lint docs bench clean clients
 
@@ -10,13 +11,18 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-# Reinstall only when pyproject.toml changes.
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev]'
+# Reinstall only when pyproject.toml changes. `make run` needs the runtime alone (~95 MB); `make test`
+# adds the dev extras (linters, test clients, browsers' driver: ~540 MB) to the same venv.
+$(VENV)/.runtime: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
 	touch $@
 
-run: $(VENV)/.installed
-	$(BIN)/moa-gateway serve --config $(CONFIG)
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@ $(VENV)/.runtime
+
+run: $(VENV)/.runtime
+	$(BIN)/moa-gateway serve $(if $(CONFIG),--config $(CONFIG),$(if $(MOA_CONFIG),,--demo))
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check app tests bench
