@@ -48,3 +48,39 @@ def test_web_concurrency_and_moa_workers_set_the_count(monkeypatch: pytest.Monke
     assert Settings().workers == 3
     monkeypatch.setenv("MOA_WORKERS", "auto")  # ours wins over the platform's convention
     assert Settings().workers == "auto"
+
+
+@pytest.fixture
+def node_of_32_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(32)))
+
+
+@pytest.mark.parametrize(
+    ("request_cpus", "expected"),
+    [
+        ("2", 2),  # the downward API, divisor 1: whole CPUs, already rounded up
+        ("250m", 1),  # a quarter of a CPU: still one worker
+        ("1.5", 2),
+        ("6400", 32),  # a request above the CPUs we may run on
+        ("0", 32),  # the downward API's value when the pod sets no request: nothing to go by
+        ("lots", 32),
+    ],
+)
+@pytest.mark.usefixtures("node_of_32_cores")
+def test_auto_without_a_limit_follows_the_cpu_request(
+    cpu_max: Path, monkeypatch: pytest.MonkeyPatch, request_cpus: str, expected: int
+) -> None:
+    cpu_max.write_text("max 100000\n")  # a pod with no CPU limit sees every core of its node
+    monkeypatch.setenv("MOA_CPU_REQUEST", request_cpus)
+
+    assert workers.worker_count("auto") == expected
+
+
+@pytest.mark.usefixtures("node_of_32_cores")
+def test_auto_with_a_limit_follows_the_limit_not_the_request(
+    cpu_max: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cpu_max.write_text("300000 100000\n")  # limit 3, request 1
+    monkeypatch.setenv("MOA_CPU_REQUEST", "1")
+
+    assert workers.worker_count("auto") == 3

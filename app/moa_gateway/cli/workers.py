@@ -30,21 +30,34 @@ logger = logging.getLogger(__name__)
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 _CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+CPU_REQUEST_ENV = "MOA_CPU_REQUEST"  # the container's CPU request (Kubernetes: downward API, requests.cpu)
 
 
 def worker_count(setting: int | Literal["auto"]) -> int:
     """Workers to start: as set, or for `auto` one per CPU this process may run on, within a cgroup
-    (container) CPU limit rounded up."""
+    (container) CPU limit rounded up; with no limit, within the CPU request MOA_CPU_REQUEST gives, rounded
+    up (a pod without a CPU limit sees every core of its node: 32 workers in a 1 GiB pod)."""
     if setting != "auto":
         return setting
     cpus = len(os.sched_getaffinity(0))
     try:
         quota, period = _CGROUP_CPU_MAX.read_text().split()
     except (OSError, ValueError):
-        return cpus
-    if quota == "max":
-        return cpus
-    return max(1, min(cpus, math.ceil(int(quota) / int(period))))
+        quota, period = "max", ""
+    if quota != "max":
+        return max(1, min(cpus, math.ceil(int(quota) / int(period))))
+    return min(cpus, _requested_cpus() or cpus)
+
+
+def _requested_cpus() -> int | None:
+    """MOA_CPU_REQUEST as whole CPUs, rounded up: `2`, `1.5` or `1500m`; None when unset, zero (the
+    downward API's value when no request is set) or not a number."""
+    value = os.environ.get(CPU_REQUEST_ENV, "").strip()
+    try:
+        cpus = float(value[:-1]) / 1000 if value.endswith("m") else float(value)
+    except ValueError:
+        return None
+    return math.ceil(cpus) if cpus > 0 else None
 
 
 def serve_workers(overrides: dict[str, Any], settings: Settings, workers: int) -> int:
