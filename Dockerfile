@@ -2,13 +2,14 @@
 #
 #   docker build -t moa-gateway .
 #   docker run --rm -p 127.0.0.1:8000:8000 -e MOA_ALLOW_UNAUTHENTICATED=true moa-gateway   # the demo
+#   ... -e OTEL_EXPORTER_OTLP_ENDPOINT=http://collector:4318 ...      # traces (the [otel] extra is in)
 #   docker run --rm -p 8000:8000 -v "$PWD/my.yaml:/etc/moa/my.yaml:ro" -e MOA_CONFIG=/etc/moa/my.yaml \
 #     -e TOGETHER_API_KEY -e MOA_API_KEYS moa-gateway               # your config, keys from the env
 #
 # The same image runs the standalone simulator: `docker run moa-gateway simulate --host 0.0.0.0 ...`.
 # Provider keys are never baked in: the config names them as ${VAR} and they come from the environment.
 
-# --- builder: a virtualenv with the runtime dependencies only (no [dev] extras) -------------------
+# --- builder: a virtualenv with the runtime dependencies and the [otel] extra (no [dev] extras) ----
 FROM python:3.11-slim AS builder
 
 ENV PIP_NO_CACHE_DIR=1 \
@@ -18,13 +19,14 @@ ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 
 # Dependencies first, read from pyproject.toml alone, so this layer is rebuilt only when they change
-# and not on every edit under app/.
+# and not on every edit under app/. The [otel] extra too: platforms inject OTEL_EXPORTER_OTLP_ENDPOINT,
+# and tracing then just works (an unreachable collector never affects requests).
 COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; print('\n'.join(p['dependencies'] + p['optional-dependencies']['otel']))" \
         > /tmp/requirements.txt \
  && pip install -r /tmp/requirements.txt
 
-COPY README.md ./
+COPY README.md LICENSE ./
 COPY app ./app
 RUN pip install --no-deps . \
  && pip check
@@ -37,9 +39,12 @@ LABEL org.opencontainers.image.title="moa-gateway" \
       org.opencontainers.image.licenses="Apache-2.0"
 
 # A fixed numeric uid/gid, so Kubernetes' runAsNonRoot can check it and volume permissions are predictable.
+# /data, owned by it, holds the stored-responses database (below).
 RUN groupadd --gid 10001 moa \
  && useradd --no-log-init --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
-        --shell /usr/sbin/nologin moa
+        --shell /usr/sbin/nologin moa \
+ && mkdir /data \
+ && chown 10001:10001 /data
 
 # Bytecode was compiled at install time, so a read-only root filesystem works.
 ENV PATH=/opt/venv/bin:$PATH \
@@ -58,10 +63,16 @@ USER 10001:10001
 # or behind an API gateway that authenticates callers, pass -e MOA_ALLOW_UNAUTHENTICATED=true.
 # One worker process per CPU the container may use (its CPU limit, rounded up): one Python process uses
 # one core. Their metrics are shared through files in /dev/shm (docs/operations/metrics.md).
+# Stored /v1/responses go to one SQLite file (WAL) that every worker shares, so a previous_response_id
+# reaches its response whichever worker a connection lands on. /data is a volume: writable under a
+# read-only root filesystem, an anonymous volume unless you mount one (-v moa-data:/data to keep it, or
+# --tmpfs /data). Several replicas share Redis instead: MOA_RESPONSES_STORE=redis://...
 ENV MOA_HOST=0.0.0.0 \
     MOA_PORT=8000 \
     MOA_CONFIG=/app/config/moa.yaml \
-    MOA_WORKERS=auto
+    MOA_WORKERS=auto \
+    MOA_RESPONSES_STORE=sqlite:///data/responses.db
+VOLUME ["/data"]
 EXPOSE 8000
 
 # Python's urllib, so the image needs no curl. Any non-2xx or connection error exits non-zero.
