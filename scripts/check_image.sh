@@ -9,13 +9,16 @@
 #      MOA_RESPONSES_STORE=memory (each worker its own store) is reported, not required to fail.
 #   4. A broken config: the container exits non-zero within 15 s, its last line naming file and field.
 #   5. Worker count: with no CPU limit, MOA_CPU_REQUEST=1 starts one process, not one per host core.
-#   6. deploy/k8s renders (kubectl kustomize, when kubectl is installed) with the Redis store, workers
+#   6. docker-compose --profile redis with MOA_RESPONSES_STORE=redis://redis:6379/0: 8 of 8
+#      continuations, the responses in Redis.
+#   7. deploy/k8s renders (kubectl kustomize, when kubectl is installed) with the Redis store, workers
 #      from the CPU request and no CPU limit.
 #
 #   bash scripts/check_image.sh          # from anywhere; exits non-zero on the first failure
 #
 # Needs a Docker engine (without one, ../shared/tools/docker-local.sh beside the repo installs it and a
-# local python:3.11-slim stand-in). Ports used on 127.0.0.1: 18500-18502.
+# local python:3.11-slim stand-in). Without an image registry, the Redis image is replaced by a stand-in
+# built from Debian's package (scripts/redis-standin/). Ports used on 127.0.0.1: 18500-18503, 19503.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -30,6 +33,12 @@ ok() { printf '    ok: %s\n' "$*"; }
 fail() { printf '    FAIL: %s\n' "$*" >&2; exit 1; }
 
 containers() { docker ps -aq --filter "name=^${PREFIX}-" 2>/dev/null; }
+if command -v docker-compose >/dev/null 2>&1; then COMPOSE=(docker-compose); else COMPOSE=(docker compose); fi
+# docker-compose.yml under its own project name, image and ports: a stack the developer runs is untouched.
+compose() {
+  COMPOSE_PROJECT_NAME=$PREFIX MOA_IMAGE=$IMAGE GATEWAY_PORT=18503 SIM_PORT=19503 \
+    timeout "${COMPOSE_TIMEOUT:-300}" "${COMPOSE[@]}" "$@"
+}
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
@@ -38,6 +47,8 @@ cleanup() {
       docker logs --tail 20 "$c" 2>&1 | sed "s/^/    [$c] /" >&2 || true
     done
   fi
+  [ "$rc" -eq 0 ] || compose --profile redis logs --tail 20 >&2 2>&1 || true
+  COMPOSE_TIMEOUT=120 compose --profile redis down -v --remove-orphans >/dev/null 2>&1 || true
   ids=$(containers)
   [ -z "$ids" ] || docker rm -f -v $ids >/dev/null 2>&1 || true
   rm -rf "$WORK"
@@ -183,6 +194,31 @@ if grep -q "with [0-9]* workers" <<<"$logs"; then fail "started several workers:
 grep -q "Uvicorn running on" <<<"$logs" || fail "no single-process server in the logs"
 ok "one process on a host of $(nproc) CPUs"
 docker rm -f -v "$PREFIX-request" >/dev/null
+
+# ---------------------------------------------------------------------------------------------------
+step "docker-compose --profile redis, MOA_RESPONSES_STORE=redis://redis:6379/0"
+REDIS_DEFAULT=$(sed -n 's/.*REDIS_IMAGE:-\([^}]*\)}.*/\1/p' docker-compose.yml)
+export REDIS_IMAGE=${REDIS_IMAGE:-$REDIS_DEFAULT}
+if ! docker image inspect "$REDIS_IMAGE" >/dev/null 2>&1; then
+  echo "    $REDIS_IMAGE is not present locally: building the stand-in moa-check/redis-standin:debian"
+  timeout 600 docker build -q -t moa-check/redis-standin:debian scripts/redis-standin >/dev/null 2>&1 \
+    || fail "building the Redis stand-in failed"
+  export REDIS_IMAGE=moa-check/redis-standin:debian
+fi
+export SIM_API_KEY="check-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
+MOA_RESPONSES_STORE=redis://redis:6379/0 compose --profile redis up -d >"$WORK/compose.log" 2>&1 \
+  || { tail -20 "$WORK/compose.log" >&2; fail "docker-compose --profile redis up"; }
+deadline=$((SECONDS + 90))
+until curl -sf -o /dev/null -m 2 http://127.0.0.1:18503/readyz; do
+  [ "$SECONDS" -lt "$deadline" ] || fail "the compose gateway is not ready within 90 s"
+  sleep 1
+done
+read -r good total < <(continuations 18503)
+[ "$good" = "$total" ] || fail "$good of $total continuations through Redis"
+keys=$(compose --profile redis exec -T redis redis-cli dbsize | tr -d '\r')
+[ "${keys:-0}" -gt 0 ] || fail "no keys in Redis"
+ok "$good of $total continuations answered 200; $keys keys in Redis ($REDIS_IMAGE)"
+COMPOSE_TIMEOUT=120 compose --profile redis down -v --remove-orphans >/dev/null 2>&1
 
 # ---------------------------------------------------------------------------------------------------
 step "deploy/k8s renders"
