@@ -158,7 +158,9 @@ ok "init wrote config/moa.yaml, check-config accepts it, a second init refuses t
 step "moa-gateway serve --demo answers a chat completion"
 mkdir "$WORK/demo-dir" && cd "$WORK/demo-dir"
 PORT=$("$PYTHON" -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
-run moa-gateway serve --demo --port "$PORT" >"$WORK/serve.log" 2>&1 &
+# Not through run(): a backgrounded function is a subshell, and its pid is not the server's. env execs.
+env -u MOA_CONFIG -u PYTHONPATH -u VIRTUAL_ENV PATH="$WORK/venv/bin:/usr/bin:/bin" \
+  moa-gateway serve --demo --port "$PORT" >"$WORK/serve.log" 2>&1 &
 SERVER_PID=$!
 run python - "$PORT" <<'EOF' || fail "chat completion through the installed gateway"
 import json, sys, time, urllib.request
@@ -187,6 +189,7 @@ EOF
 kill -TERM "$SERVER_PID"
 wait "$SERVER_PID" || true
 SERVER_PID=""
+grep -q "Finished server process" "$WORK/serve.log" || fail "the server did not stop on SIGTERM"
 [ ! -e "$WORK/demo-dir/config" ] || fail "serve --demo wrote into the working directory"
 
 printf '\nwheel check: all checks passed in %ds\n' "$((SECONDS - START))"
