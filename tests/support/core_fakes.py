@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 from moa_gateway.config import parse_config
@@ -24,8 +24,8 @@ def down(model: str, kind: FailureKind = FailureKind.SERVER_ERROR) -> Failure:
 
 
 class FakeBackend:
-    """Answers `<model>@L<layer>` (streamed: "Hel", "lo"); records every call; can fail, delay or refuse
-    (open circuit) chosen models; counts concurrency."""
+    """Answers `<model>@L<layer>` (streamed: "Hel", "lo"), or what `reply` says for the call; records
+    every call; can fail, delay or refuse (open circuit) chosen models; counts concurrency."""
 
     def __init__(
         self,
@@ -33,6 +33,7 @@ class FakeBackend:
         delays: dict[str, float] | None = None,
         open_circuits: set[str] | None = None,
         fail_after_first_delta: set[str] | None = None,
+        reply: Callable[[CallSpec], str | None] | None = None,
     ) -> None:
         self.calls: list[CallSpec] = []
         self.streamed: list[bool] = []
@@ -40,6 +41,7 @@ class FakeBackend:
         self.delays = delays or {}
         self.open_circuits = open_circuits or set()
         self.fail_after_first_delta = fail_after_first_delta or set()
+        self.reply = reply
         self.in_flight = 0
         self.max_in_flight = 0
 
@@ -59,7 +61,8 @@ class FakeBackend:
             self.in_flight -= 1
         if spec.model in self.failing:
             raise self.failing[spec.model]
-        text = f"{spec.model}@L{spec.layer}"
+        said = None if self.reply is None else self.reply(spec)
+        text = f"{spec.model}@L{spec.layer}" if said is None else said
         if stream:
             yield Delta(text=text[:3])
             if spec.model in self.fail_after_first_delta:

@@ -16,6 +16,15 @@ _PUNCTUATION_OR_SPACE = re.compile(r"[\W_]+", re.UNICODE)
 class Agreement:
     share: float  # of the answers, the part that matches the most common one
     representative: int  # index of an answer of that majority (the first one)
+    members: tuple[int, ...] = ()  # indexes of the answers that match the representative (it included)
+
+    def dissent(self, count: int) -> list[int]:
+        """The answers that stand apart: those not matching the most common answer, when that answer is
+        shared (two or more match it). When every answer stands alone there is no majority to dissent
+        from, and none is named."""
+        if len(self.members) < 2:
+            return []
+        return [i for i in range(count) if i not in self.members]
 
 
 def agreement(texts: list[str], match: Match = "normalized", similarity: float = 0.9) -> Agreement:
@@ -26,12 +35,14 @@ def agreement(texts: list[str], match: Match = "normalized", similarity: float =
         return Agreement(0.0, 0)
     if match == "normalized":
         keys = [normalized(text) for text in texts]
-        counts = [keys.count(key) for key in keys]
+        matches = [[j for j, other in enumerate(keys) if other == key] for key in keys]
     else:
         tokens = [set(normalized(text).split()) for text in texts]
-        counts = [sum(1 for other in tokens if jaccard(mine, other) >= similarity) for mine in tokens]
-    best = max(range(len(texts)), key=lambda i: (counts[i], -i))
-    return Agreement(counts[best] / len(texts), best)
+        matches = [
+            [j for j, other in enumerate(tokens) if jaccard(mine, other) >= similarity] for mine in tokens
+        ]
+    best = max(range(len(texts)), key=lambda i: (len(matches[i]), -i))
+    return Agreement(len(matches[best]) / len(texts), best, tuple(matches[best]))
 
 
 def normalized(text: str) -> str:

@@ -4,6 +4,7 @@
       LayerStarted (per proposer layer)
         CallStarted, [CallDelta...], CallFinished   (per call: fallbacks and skips are calls too)
       LayerFinished
+      AgreementMeasured (the last layer's proposals, when two or more answered)
       CallStarted (final), [FinalDelta...], CallFinished
     RunFinished | RunFailed
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from moa_gateway.core.failures import Failure
+from moa_gateway.core.reports import AgreementReport
 from moa_gateway.core.types import CallRecord, Delta, MoaResult, Role
 
 
@@ -67,6 +69,13 @@ class LayerFinished:
     dropped: list[str]
 
 
+@dataclass(frozen=True)
+class AgreementMeasured:
+    """How far the proposals the final phase reads agree (the response's `moa.agreement`)."""
+
+    report: AgreementReport
+
+
 @dataclass(slots=True)  # per token: not frozen, for speed
 class FinalDelta:
     delta: Delta
@@ -89,6 +98,7 @@ Event = (
     | CallDelta
     | CallFinished
     | LayerFinished
+    | AgreementMeasured
     | FinalDelta
     | RunFinished
     | RunFailed

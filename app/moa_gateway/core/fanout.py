@@ -16,10 +16,10 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass, replace
 
 from moa_gateway.core.caller import Caller
-from moa_gateway.core.events import Event
+from moa_gateway.core.events import AgreementMeasured, Event
 from moa_gateway.core.panel_store import KeptPanel, PanelStore
 from moa_gateway.core.plan import Catalogue, Plan
-from moa_gateway.core.policies import ESCALATED
+from moa_gateway.core.policies import ESCALATED, agreement_of
 from moa_gateway.core.preflight import Preflight
 from moa_gateway.core.proposing import Panel, Proposing, propose
 from moa_gateway.core.types import RunInput
@@ -73,8 +73,20 @@ def user_turn(
 async def proposed(
     setup: Proposing, plan: Plan, run: RunInput, panel: Panel, turn: Turn | None, store: PanelStore
 ) -> AsyncGenerator[Event, None]:
-    """The proposer phase: on every call without a turn; else the turn's kept panel if there is one (no
-    call made, `panel.reused` set), or the proposers asked about the turn and their panel kept."""
+    """The proposer phase, then how far the proposals agree (`panel.agreement`, and an event)."""
+    async with contextlib.aclosing(_proposals(setup, plan, run, panel, turn, store)) as events:
+        async for event in events:
+            yield event
+    panel.agreement = agreement_of(plan.policy, panel.proposals, panel.layer)
+    if panel.agreement is not None:
+        yield AgreementMeasured(panel.agreement)
+
+
+async def _proposals(
+    setup: Proposing, plan: Plan, run: RunInput, panel: Panel, turn: Turn | None, store: PanelStore
+) -> AsyncGenerator[Event, None]:
+    """On every call without a turn; else the turn's kept panel if there is one (no call made,
+    `panel.reused` set), or the proposers asked about the turn and their panel kept."""
     if turn is None:
         async with contextlib.aclosing(propose(setup, plan, run, panel)) as events:
             async for event in events:
@@ -82,7 +94,7 @@ async def proposed(
         return
     kept = await store.get(turn.key)
     if kept is not None:
-        panel.proposals, panel.reused = list(kept.proposals), True
+        panel.proposals, panel.reused, panel.layer = list(kept.proposals), True, kept.layer
         panel.early_exit = ESCALATED if kept.escalated else None
         return
     async with contextlib.aclosing(propose(setup, plan, turn.run, panel)) as events:
@@ -90,4 +102,4 @@ async def proposed(
             yield event
     if panel.proposals:
         escalated = panel.early_exit is not None and panel.early_exit.escalated
-        await store.put(turn.key, KeptPanel(tuple(panel.proposals), escalated))
+        await store.put(turn.key, KeptPanel(tuple(panel.proposals), escalated, panel.layer))

@@ -26,6 +26,7 @@ class KeptPanel:
 
     proposals: tuple[tuple[str, Answer], ...]
     escalated: bool = False
+    layer: int = 0  # the layer whose answers they are
 
     def size(self) -> int:
         """Bytes it holds, roughly: its texts (UTF-8 at most 4 bytes a character; counted 1) and overhead."""

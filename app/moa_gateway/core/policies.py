@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from moa_gateway.core.agreement import agreement
-from moa_gateway.core.plan import EarlyExit
+from moa_gateway.core.plan import EarlyExit, Policy
 from moa_gateway.core.prompts import final_answer
-from moa_gateway.core.reports import EarlyExitReport, Skipped
+from moa_gateway.core.reports import AgreementReport, EarlyExitReport, Skipped
 from moa_gateway.core.types import Answer, RunInput
 
 
@@ -50,3 +50,14 @@ def early_exit_after(
 
 
 ESCALATED = EarlyExitReport(layer=None, agreement=None, skipped=None, escalated=True)
+
+
+def agreement_of(policy: Policy, proposals: list[tuple[str, Answer]], layer: int) -> AgreementReport | None:
+    """How far a layer's proposals agree, by the pipeline's early-exit measure (its `match` and
+    `similarity`; the defaults without early exit). None with fewer than two: there is nothing to agree."""
+    if len(proposals) < 2:
+        return None
+    measure = policy.early_exit or EarlyExit()
+    found = agreement([final_answer(a.text) for _, a in proposals], measure.match, measure.similarity)
+    dissent = [proposals[i][0] for i in found.dissent(len(proposals))]
+    return AgreementReport(round(found.share, 3), measure.match, layer, len(proposals), dissent)

@@ -15,7 +15,7 @@ from moa_gateway.core.fitting import with_references
 from moa_gateway.core.layer import quorum_failure, run_layer
 from moa_gateway.core.plan import Catalogue, LayerPlan, Plan
 from moa_gateway.core.policies import ESCALATED, early_exit_after, proposal_may_answer
-from moa_gateway.core.reports import EarlyExitReport
+from moa_gateway.core.reports import AgreementReport, EarlyExitReport
 from moa_gateway.core.types import Answer, CallRecord, RunInput
 
 
@@ -32,6 +32,8 @@ class Panel:
     early_exit: EarlyExitReport | None = None
     agreed_index: int | None = None  # the proposal that is the answer (the aggregator skipped)
     reused: bool = False  # the proposals are the user turn's, kept from an earlier call (no call made)
+    layer: int = 0  # the layer whose answers `proposals` are
+    agreement: AgreementReport | None = None  # how far they agree (two or more of them)
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,7 @@ async def propose(setup: Proposing, plan: Plan, run: RunInput, panel: Panel) -> 
         for slot in slots:
             panel.records.extend(slot.records)
         panel.proposals = [(s.answered_by, s.answer) for s in slots if s.answer is not None]
+        panel.layer = number
         missing = [s.primary for s in slots if s.answer is None]
         panel.dropped += missing
         yield LayerFinished(number, [model for model, _ in panel.proposals], missing)

@@ -53,3 +53,17 @@ class BudgetReport:
     estimated_usd: float
     actions: list[str] = field(default_factory=list)
     actual_usd: float | None = None  # set once the run is done
+
+
+@dataclass(frozen=True)
+class AgreementReport:
+    """How far the proposals of the last layer that ran agree, by the measure early exit uses
+    (app/moa_gateway/core/agreement.py): `score` is the share of them matching the most common answer
+    (1/n when all n differ, 1.0 when all match); `dissent` names the proposers whose answers do not match
+    it, when it is shared by two or more (when every answer stands alone, none is singled out)."""
+
+    score: float
+    method: str  # the measure: "normalized" or "similarity"
+    layer: int  # the proposer layer whose answers were measured
+    proposals: int  # how many answers were measured (two or more)
+    dissent: list[str] = field(default_factory=list)  # the dissenting proposers' models, in slot order

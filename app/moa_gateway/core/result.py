@@ -42,6 +42,7 @@ def assemble(
         budget=budget,
         calls_saved=_saved(panel),
         references_reused=panel.reused,
+        agreement=panel.agreement,
     )
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from moa_gateway.core.failures import FailureKind
-from moa_gateway.core.reports import BudgetReport, Degraded, EarlyExitReport, SavedBy
+from moa_gateway.core.reports import AgreementReport, BudgetReport, Degraded, EarlyExitReport, SavedBy
 
 Message = dict[str, Any]
 CallStatus = Literal["ok", "error", "skipped", "cancelled"]
@@ -151,6 +151,7 @@ class MoaResult:
     # upstream calls the plan named and the run did not make, by why (early exit, a reused user turn)
     calls_saved: dict[SavedBy, int] = field(default_factory=dict)
     references_reused: bool = False  # the proposals are the user turn's, kept from an earlier call
+    agreement: AgreementReport | None = None  # how far the last layer's proposals agreed (two or more)
 
     @property
     def text(self) -> str:

@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from moa_gateway.core.reports import BudgetReport, EarlyExitReport
+from moa_gateway.core.reports import AgreementReport, BudgetReport, EarlyExitReport
 from moa_gateway.core.types import CallRecord, Choice, Delta, MoaResult, Usage
 from moa_gateway.wire.errors import call_error_code
 
@@ -121,6 +121,8 @@ def moa_body(result: MoaResult, include_proposals: bool) -> dict[str, Any]:
         "dropped": result.dropped,
         "calls": [_call_body(call, include_proposals) for call in result.calls],
     }
+    if result.pipeline is not None:  # null when fewer than two proposals answered: nothing to agree
+        body["agreement"] = None if result.agreement is None else agreement_body(result.agreement)
     if result.references_reused:  # `fanout: user_turn`: the proposals are the turn's, no proposer called
         body["references_reused"] = True
     if result.degraded is not None:
@@ -139,6 +141,16 @@ def early_exit_body(report: EarlyExitReport) -> dict[str, Any]:
         "agreement": report.agreement,
         "skipped": skipped,
         "escalated": report.escalated,
+    }
+
+
+def agreement_body(report: AgreementReport) -> dict[str, Any]:
+    return {
+        "score": report.score,
+        "method": report.method,
+        "layer": report.layer,
+        "proposals": report.proposals,
+        "dissent": report.dissent,
     }
 
 

@@ -13,6 +13,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from typing import Any, Final
 
 from moa_gateway.core.events import (
+    AgreementMeasured,
     CallDelta,
     CallFinished,
     CallStarted,
@@ -24,7 +25,7 @@ from moa_gateway.core.events import (
     RunFinished,
     RunStarted,
 )
-from moa_gateway.wire.chat import Completion, call_body, usage_body
+from moa_gateway.wire.chat import Completion, agreement_body, call_body, usage_body
 from moa_gateway.wire.errors import failure_body
 from moa_gateway.wire.sse import KeepAlive
 
@@ -76,6 +77,8 @@ def event_body(event: Event) -> dict[str, Any] | None:
             "answered": event.answered,
             "dropped": event.dropped,
         }
+    if isinstance(event, AgreementMeasured):
+        return {"type": "agreement", **agreement_body(event.report)}
     if isinstance(event, RunStarted):
         return {
             "type": "run.started",

@@ -185,6 +185,7 @@ async def test_the_events_tell_the_run_in_order() -> None:
     assert sorted(layer) == ["CallFinished"] * 3 + ["CallStarted"] * 3
     assert kinds[kinds.index("LayerFinished") :] == [
         "LayerFinished",
+        "AgreementMeasured",
         "CallStarted",
         "FinalDelta",
         "FinalDelta",
