@@ -31,6 +31,8 @@ COST_BUCKETS = (0.00001, 0.00003, 0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1,
 OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 # Waiting for an upstream connection: none at all (under 0.1 ms) up to a queue of many seconds.
 CONNECTION_WAIT_BUCKETS = (0.0001, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# Agreement is a share in (0, 1]: 1/n when n proposals all differ, 1.0 when they all match.
+AGREEMENT_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 UNKNOWN_MODEL = "unknown"
 
@@ -118,6 +120,14 @@ class Metrics:
             "Upstream calls a pipeline names that were not made, by reason: early_exit (proposers "
             "agreed), user_turn (the turn's proposals reused)",
             ["pipeline", "reason"],
+            registry=r,
+        )
+        self.agreement = Histogram(
+            "moa_agreement",
+            "How far the last layer's proposals agreed (moa.agreement.score: the share matching the most "
+            "common answer), per pipeline; runs with fewer than two proposals are not observed",
+            ["pipeline"],
+            buckets=AGREEMENT_BUCKETS,
             registry=r,
         )
         upstream = ["provider", "model", "role"]

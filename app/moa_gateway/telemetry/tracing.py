@@ -13,9 +13,11 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
 
+from moa_gateway.core.reports import AgreementReport
 from moa_gateway.core.types import Message, MoaResult
 
 CLIENT_CLOSED = 499
+EVALUATION_EVENT = "gen_ai.evaluation.result"  # the GenAI conventions' event for a score of an output
 
 
 class Tracing:
@@ -82,6 +84,8 @@ class Tracing:
                 attributes["moa.dropped"] = result.dropped
             if result.degraded is not None:
                 attributes["moa.degraded"] = result.degraded.value
+            if result.agreement is not None:
+                span.add_event(EVALUATION_EVENT, evaluation_attributes(result.agreement))
             for call in result.calls:  # skipped models made no call, so have no span of their own
                 if call.status == "skipped":
                     span.add_event(
@@ -94,6 +98,25 @@ class Tracing:
             span.set_attribute("error.type", error)
             span.set_status(Status(StatusCode.ERROR, error))
         span.end()
+
+
+def evaluation_attributes(report: AgreementReport) -> dict[str, Any]:
+    """The proposers' agreement as a `gen_ai.evaluation.result` event's attributes. Its label:
+    `unanimous` (every proposal matches), `majority` (more than half do) or `split`."""
+    label = "unanimous" if report.score >= 1.0 else "majority" if report.score > 0.5 else "split"
+    dissent = f"; dissent: {', '.join(report.dissent)}" if report.dissent else ""
+    return {
+        "gen_ai.evaluation.name": "moa.agreement",
+        "gen_ai.evaluation.score.value": report.score,
+        "gen_ai.evaluation.score.label": label,
+        "gen_ai.evaluation.explanation": (
+            f"{round(report.score * report.proposals)} of {report.proposals} proposals of layer "
+            f"{report.layer} match the most common answer ({report.method}){dissent}"
+        ),
+        "moa.agreement.method": report.method,
+        "moa.agreement.layer": report.layer,
+        "moa.agreement.dissent": report.dissent,
+    }
 
 
 def messages_attribute(messages: list[Message]) -> str:

@@ -61,6 +61,8 @@ class ChatMetricsMiddleware:
             skipped = None if result.early_exit is None else result.early_exit.skipped
             if skipped is not None:
                 self.metrics.early_exits.labels(model, skipped.value).inc()
+            if result.agreement is not None and result.pipeline is not None:
+                self.metrics.agreement.labels(result.pipeline).observe(result.agreement.score)
             for reason, saved in result.calls_saved.items():
                 self.metrics.calls_saved.labels(model, reason.value).inc(saved)
             usage = result.usage
