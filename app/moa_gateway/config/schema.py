@@ -152,6 +152,27 @@ class EarlyExitConfig(_Strict):
     escalate_to: str | None = Field(default=None, description="The aggregator when proposers disagree")
 
 
+class RankConfig(_Strict):
+    """Peer ranking, for `aggregation: rank`: each reviewer ranks the other proposals, anonymised and
+    shuffled; the rankings are added up (Borda count) and the best go on."""
+
+    reviewers: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="Model aliases that rank the proposals; default: the last layer's proposers, each "
+        "ranking the others' (a reviewer never ranks a proposal its own model wrote)",
+    )
+    top_k: int = Field(
+        default=2, ge=1, description="How many of the best proposals the aggregator reads (then: synthesize)"
+    )
+    then: Literal["synthesize", "select"] = Field(
+        default="synthesize",
+        description="synthesize: the aggregator writes the answer from the top_k best; select: the best "
+        "proposal is the answer as it is (where a proposal may answer: no tools, schema or n > 1; else "
+        "synthesize)",
+    )
+
+
 class PipelineConfig(_Strict):
     layers: list[Layer] = Field(min_length=1)
     aggregator: str
@@ -177,6 +198,10 @@ class PipelineConfig(_Strict):
         json_schema_extra={"enum": list(AGGREGATIONS)},
     )
     window: int = Field(default=3, ge=2, description="References per round, for aggregation: sequential")
+    rank: RankConfig | None = Field(
+        default=None,
+        description="Peer ranking, for aggregation: rank (default reviewers, top_k 2, synthesize)",
+    )
     tools_mode: Literal["advise", "bypass"] = Field(
         default="advise",
         description="When the client forces a tool call: proposers still advise, or the aggregator alone answers",
@@ -199,6 +224,22 @@ class PipelineConfig(_Strict):
         if name not in FINALIZERS:  # the registry itself: a strategy added there is accepted here
             raise ValueError(f"unknown aggregation {name!r}: one of {', '.join(FINALIZERS)}")
         return name
+
+    @model_validator(mode="after")
+    def _rank_fits(self) -> PipelineConfig:
+        if self.rank is not None and self.aggregation != "rank":
+            raise ValueError("rank: only with aggregation: rank")
+        if self.aggregation == "rank":
+            last = len(self.layers[-1].proposers)
+            reviewers = None if self.rank is None else self.rank.reviewers
+            # each reviewer must have two proposals to rank: a proposer sees the others' only
+            needed = 3 if reviewers is None else 2
+            if last < needed:
+                why = " (each ranks the others' proposals)" if reviewers is None else ""
+                raise ValueError(
+                    f"aggregation: rank needs {needed} proposers in the last layer{why}, it has {last}"
+                )
+        return self
 
 
 class AuthConfig(_Strict):
@@ -233,6 +274,10 @@ class GatewayConfig(_Strict):
             for alias in pipeline.aggregator_fallbacks:
                 if alias not in self.models:
                     raise ValueError(f"pipelines.{pid}.aggregator_fallbacks: unknown model {alias!r}")
+            reviewers = (pipeline.rank.reviewers if pipeline.rank else None) or []
+            for alias in reviewers:
+                if alias not in self.models:
+                    raise ValueError(f"pipelines.{pid}.rank.reviewers: unknown model {alias!r}")
             escalate_to = pipeline.early_exit.escalate_to if pipeline.early_exit else None
             if escalate_to is not None and escalate_to not in self.models:
                 raise ValueError(f"pipelines.{pid}.early_exit.escalate_to: unknown model {escalate_to!r}")

@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from moa_gateway.config.schema import GatewayConfig, PipelineConfig
-from moa_gateway.core.plan import Catalogue, EarlyExit, LayerPlan, ModelEntry, PipelineEntry, Policy
+from moa_gateway.core.plan import (
+    Catalogue,
+    EarlyExit,
+    LayerPlan,
+    ModelEntry,
+    PipelineEntry,
+    Policy,
+    Ranking,
+)
 
 
 def catalogue_of(config: GatewayConfig) -> Catalogue:
@@ -37,7 +45,7 @@ def catalogue_of(config: GatewayConfig) -> Catalogue:
 
 
 def _policy(pipeline: PipelineConfig) -> Policy:
-    early = pipeline.early_exit
+    early, rank = pipeline.early_exit, pipeline.rank
     return Policy(
         early_exit=None
         if early is None
@@ -48,4 +56,7 @@ def _policy(pipeline: PipelineConfig) -> Policy:
         window=pipeline.window,
         fanout=pipeline.fanout,
         references=pipeline.references,
+        rank=Ranking()
+        if rank is None
+        else Ranking(None if rank.reviewers is None else tuple(rank.reviewers), rank.top_k, rank.then),
     )

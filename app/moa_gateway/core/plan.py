@@ -50,6 +50,19 @@ class EarlyExit:
     escalate_to: str | None = None  # the aggregator when proposers disagree; agreed: the pipeline's own
 
 
+RankThen = Literal["synthesize", "select"]
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """`aggregation: rank` (app/moa_gateway/core/final/rank.py): who ranks the proposals, how many of
+    the best the aggregator reads, or whether the best one is the answer."""
+
+    reviewers: tuple[str, ...] | None = None  # None: the last layer's proposers, each its own excluded
+    top_k: int = 2  # the best proposals the aggregator reads (`then: synthesize`)
+    then: RankThen = "synthesize"  # or `select`: the best proposal is the answer, where one may be
+
+
 @dataclass(frozen=True)
 class Policy:
     """How a pipeline spends: early exit, cost budget, proposers' output cap, aggregation, how often the
@@ -62,6 +75,7 @@ class Policy:
     window: int = 3  # references per aggregation round, for `sequential`
     fanout: Fanout = "every_call"
     references: Placement = "system"
+    rank: Ranking = field(default_factory=Ranking)  # for `aggregation: rank`
 
     def injection(self, *, final: bool) -> Injection:
         """How references go in, for the proposers of a later layer or for the final phase: under

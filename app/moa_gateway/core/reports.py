@@ -67,3 +67,34 @@ class AgreementReport:
     layer: int  # the proposer layer whose answers were measured
     proposals: int  # how many answers were measured (two or more)
     dissent: list[str] = field(default_factory=list)  # the dissenting proposers' models, in slot order
+
+
+@dataclass(frozen=True)
+class RankedProposal:
+    """A proposal's Borda points over the rankings counted, and its place (1 is the best)."""
+
+    proposal: int  # its index among the last layer's proposals (slot order, those that answered)
+    model: str
+    points: int
+    rank: int
+
+
+@dataclass(frozen=True)
+class DroppedRanking:
+    """A reviewer whose ranking was not counted, and why (its call failed, or its ranking was malformed)."""
+
+    reviewer: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class RankingReport:
+    """What the peer ranking of `aggregation: rank` came to: every proposal, best first, and what was
+    done with them (`then`: synthesize from the `top_k` best, or select the best)."""
+
+    proposals: list[RankedProposal]
+    reviewers: int  # rankings asked for
+    counted: int  # rankings counted
+    dropped: list[DroppedRanking] = field(default_factory=list)
+    then: str = "synthesize"  # what was done: "synthesize" or "select"
+    top_k: int = 0  # proposals the aggregator read (synthesize)

@@ -43,6 +43,7 @@ def assemble(
         calls_saved=_saved(panel),
         references_reused=panel.reused,
         agreement=panel.agreement,
+        rankings=outcome.rankings,
     )
 
 

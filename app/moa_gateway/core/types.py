@@ -7,7 +7,14 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from moa_gateway.core.failures import FailureKind
-from moa_gateway.core.reports import AgreementReport, BudgetReport, Degraded, EarlyExitReport, SavedBy
+from moa_gateway.core.reports import (
+    AgreementReport,
+    BudgetReport,
+    Degraded,
+    EarlyExitReport,
+    RankingReport,
+    SavedBy,
+)
 
 Message = dict[str, Any]
 CallStatus = Literal["ok", "error", "skipped", "cancelled"]
@@ -35,7 +42,8 @@ class Usage:
         )
 
 
-Role = Literal["proposer", "aggregator", "direct", "embedding", "shadow", "judge"]
+# reviewer: ranks the other proposals for `aggregation: rank` (app/moa_gateway/core/final/rank.py)
+Role = Literal["proposer", "aggregator", "direct", "embedding", "shadow", "judge", "reviewer"]
 
 
 @dataclass(slots=True)  # not frozen: one is made per streamed token, and a frozen init costs ~3x
@@ -152,6 +160,7 @@ class MoaResult:
     calls_saved: dict[SavedBy, int] = field(default_factory=dict)
     references_reused: bool = False  # the proposals are the user turn's, kept from an earlier call
     agreement: AgreementReport | None = None  # how far the last layer's proposals agreed (two or more)
+    rankings: RankingReport | None = None  # the peer ranking of `aggregation: rank`, when one was made
 
     @property
     def text(self) -> str:

@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from moa_gateway.core.reports import AgreementReport, BudgetReport, EarlyExitReport
+from moa_gateway.core.reports import AgreementReport, BudgetReport, EarlyExitReport, RankingReport
 from moa_gateway.core.types import CallRecord, Choice, Delta, MoaResult, Usage
 from moa_gateway.wire.errors import call_error_code
 
@@ -131,6 +131,8 @@ def moa_body(result: MoaResult, include_proposals: bool) -> dict[str, Any]:
         body["early_exit"] = early_exit_body(result.early_exit)
     if result.budget is not None:
         body["budget"] = budget_body(result.budget)
+    if result.rankings is not None:
+        body["rankings"] = rankings_body(result.rankings)
     return body
 
 
@@ -151,6 +153,21 @@ def agreement_body(report: AgreementReport) -> dict[str, Any]:
         "layer": report.layer,
         "proposals": report.proposals,
         "dissent": report.dissent,
+    }
+
+
+def rankings_body(report: RankingReport) -> dict[str, Any]:
+    """`aggregation: rank`: every proposal best first, with its points, and the rankings dropped."""
+    return {
+        "proposals": [
+            {"proposal": p.proposal, "model": p.model, "points": p.points, "rank": p.rank}
+            for p in report.proposals
+        ],
+        "reviewers": report.reviewers,
+        "counted": report.counted,
+        "dropped": [{"reviewer": d.reviewer, "reason": d.reason} for d in report.dropped],
+        "then": report.then,
+        "top_k": report.top_k,
     }
 
 

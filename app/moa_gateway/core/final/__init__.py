@@ -6,6 +6,7 @@ and one line in FINALIZERS (the config accepts every name listed here). The sche
 from __future__ import annotations
 
 from moa_gateway.core.final.base import Finalizer, FinalOutcome, Finishing, Proposals
+from moa_gateway.core.final.rank import rank
 from moa_gateway.core.final.schema_retry import schema_checked
 from moa_gateway.core.final.select import select
 from moa_gateway.core.final.sequential import sequential
@@ -15,6 +16,7 @@ FINALIZERS: dict[str, Finalizer] = {
     "synthesize": synthesize,
     "select": select,
     "sequential": sequential,
+    "rank": rank,
 }
 AGGREGATIONS = tuple(FINALIZERS)  # the names a pipeline's `aggregation` may take
 

@@ -11,6 +11,7 @@ from typing import Any
 from moa_gateway.core.chain import ChainWalker, Slot, Step
 from moa_gateway.core.events import Event, FinalDelta
 from moa_gateway.core.plan import Catalogue, ModelEntry, Plan
+from moa_gateway.core.reports import RankingReport
 from moa_gateway.core.types import Answer, CallRecord, Delta, Message, RunInput
 
 Proposals = list[tuple[str, Answer]]  # (the model that answered, its answer), in slot order
@@ -25,6 +26,7 @@ class FinalOutcome:
     messages: list[Message] = field(default_factory=list)  # what the final call was sent
     chosen: int | None = None  # index into the last layer's proposals
     problem: str | None = None  # why the final answer does not fit the requested schema
+    rankings: RankingReport | None = None  # what the peer ranking came to (`aggregation: rank`)
 
 
 @dataclass(frozen=True)
