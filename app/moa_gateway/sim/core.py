@@ -3,7 +3,7 @@
 Timing per request: `ttft_ms` before the first token, then `tokens_per_s` (0: instant). A request may
 override the defaults with an extension object `"simulate": {"ttft_ms", "tokens_per_s",
 "output_tokens", "fault", "fault_count", "fault_key", "retry_after_s", "reasoning", "think_tags",
-"answer", "context_window", "tool_rounds"}`, which is how a config pins per-model behaviour
+"answer", "context_window", "tool_rounds", "agree", "ranking"}`, which is how a config pins per-model behaviour
 (`params: {simulate: {...}}`).
 
 `answer: "<text>"` fixes the text of choice 0 (other choices of `n` keep their own), in place of the
@@ -40,12 +40,17 @@ retries and recoveries can be exercised. One fault is in the answer, not the tra
 schema_invalid (a 200 whose content breaks `response_format`: `{}` for an object with required fields).
 
 A question of the form `What is 12+30?` (+, - or *) gets the number alone, from every model: a canonical
-answer that proposers agree on, as real models do (what early exit is for).
+answer that proposers agree on, as real models do (what early exit is for). `agree: p` (0 to 1) makes a
+model give, with chance p, the common answer every agreeing model gives to the same conversation
+(`[panel] On '<question>': ...`) instead of its own, drawn from the model, conversation and seed: models
+at 1 always agree, at 0 (the default) never; so `moa.agreement` can be steered. A ranking request of
+`aggregation: rank` gets a ranking (app/moa_gateway/sim/ranking.py; `ranking: "malformed"`: none).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import time
 import uuid
@@ -66,6 +71,7 @@ from moa_gateway.sim.profile import (
     SimProfile,
     SimulatorRequestError,
 )
+from moa_gateway.sim.ranking import ranking_text
 from moa_gateway.sim.text import answer_text
 
 __all__ = [  # the profile's names too: the simulator's callers know them from here
@@ -155,7 +161,7 @@ def _reply(body: dict[str, Any], profile: SimProfile, break_schema: bool = False
     limit = int(limit) if isinstance(limit, int | float) and limit > 0 else None
     seed = body.get("seed") if isinstance(body.get("seed"), int) else None
     try:  # a judge prompt of `moa-gateway eval` gets a verdict (app/moa_gateway/sim/judge.py)
-        judged = judge_text(messages, body.get("simulate"))
+        judged = judge_text(messages, body.get("simulate")) or ranking_text(messages, body.get("simulate"))
     except JudgeOptionError as exc:
         raise SimulatorRequestError(str(exc)) from None
     try:
@@ -175,10 +181,24 @@ def _reply(body: dict[str, Any], profile: SimProfile, break_schema: bool = False
             text = profile.answer
         elif judged is not None:
             text = judged
+        elif _agrees(model, messages, variant, profile.agree):
+            text = answer_text(COMMON_ANSWER, messages, None, profile.output_tokens)
         else:
             text = answer_text(model, messages, variant, profile.output_tokens)
         made.append(choices.build(index, text, asked, model=model, messages=messages, seed=seed, limit=limit))
     return _Reply(model, made, prompt_tokens, asked.logprobs)
+
+
+COMMON_ANSWER = "panel"  # the tag of the answer agreeing models share
+
+
+def _agrees(model: str, messages: list[dict[str, Any]], seed: int | None, chance: float) -> bool:
+    """Whether the model gives the common answer (`simulate.agree`), drawn from what it was asked."""
+    if chance <= 0:
+        return False
+    conversation = "\x1e".join(f"{m.get('role')}:{m.get('content')}" for m in messages)
+    draw = hashlib.sha256(f"{model}\x1f{conversation}\x1f{seed}".encode()).digest()
+    return int.from_bytes(draw[:8], "big") / 2**64 < chance
 
 
 def _check_context(window: int | None, requested: int) -> None:

@@ -57,6 +57,7 @@ class SimProfile:
     answer: str | None = None  # the text of choice 0, instead of a generated one
     context_window: int | None = None  # tokens: a longer request gets a 400 context_length_exceeded
     tool_rounds: int = 1  # with tools offered: tool calls made in a user turn before answering text
+    agree: float = 0.0  # the chance of giving the common answer every agreeing model gives, not its own
 
     def override(self, body: dict[str, Any]) -> SimProfile:
         options = body.get("simulate")
@@ -77,6 +78,9 @@ class SimProfile:
         rounds = options.get("tool_rounds", self.tool_rounds)
         if not isinstance(rounds, int) or isinstance(rounds, bool) or rounds < 1:
             raise SimulatorRequestError("'simulate.tool_rounds' is a positive integer")
+        agree = options.get("agree", self.agree)
+        if isinstance(agree, bool) or not isinstance(agree, int | float) or not 0 <= agree <= 1:
+            raise SimulatorRequestError("'simulate.agree' is a number from 0 to 1")
         try:
             return replace(
                 self,
@@ -91,6 +95,7 @@ class SimProfile:
                 answer=answer,
                 context_window=window,
                 tool_rounds=rounds,
+                agree=float(agree),
                 **flags,
             )
         except (TypeError, ValueError):
