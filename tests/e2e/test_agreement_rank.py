@@ -19,51 +19,12 @@ from moa_gateway.config import parse_config
 from moa_gateway.main import create_app
 from moa_gateway.settings import Settings
 from moa_gateway.telemetry.tracing import Tracing
-from tests.support.configs import SIM_KEY
+from tests.support.agreement import agreement_config
 from tests.support.metrics import Scrape
 from tests.support.servers import ServerThread
 
 ASK: list[Any] = [{"role": "user", "content": "Why is the sky blue?"}]
 AGREEMENT = {"score": 0.667, "method": "normalized", "layer": 1, "proposals": 3, "dissent": ["gamma"]}
-
-
-def config(sim_url: str) -> dict[str, Any]:
-    price = {"input_per_mtok": 1.0, "output_per_mtok": 2.0}
-
-    def model(**simulate: Any) -> dict[str, Any]:
-        return {"provider": "sim", "price": price, "params": {"simulate": simulate}}
-
-    return {
-        "providers": {
-            "sim": {"type": "openai", "base_url": f"{sim_url}/v1", "api_key": SIM_KEY, "timeout_s": 10}
-        },
-        "models": {
-            "alpha": model(agree=1),
-            "beta": model(agree=1),
-            "gamma": model(),  # its own answer: the dissent
-            "x": model(),
-            "y": model(),
-            "z": model(),
-            "grumpy": model(ranking="malformed"),
-            "omega": model(),
-        },
-        "pipelines": {
-            "panel": {"layers": [{"proposers": ["alpha", "beta", "gamma"]}], "aggregator": "omega"},
-            "solo": {"layers": [{"proposers": ["alpha"]}], "aggregator": "omega"},
-            "picked": {
-                "layers": [{"proposers": ["x", "y", "z"]}],
-                "aggregator": "omega",
-                "aggregation": "rank",
-                "rank": {"then": "select"},
-            },
-            "reviewed": {
-                "layers": [{"proposers": ["x", "y", "z"]}],
-                "aggregator": "omega",
-                "aggregation": "rank",
-                "rank": {"reviewers": ["x", "y", "z", "grumpy"], "top_k": 2},
-            },
-        },
-    }
 
 
 class Gateway:
@@ -79,7 +40,9 @@ def gateway(sim_server: ServerThread) -> Iterator[Gateway]:
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    app = create_app(Settings(), parse_config(config(sim_server.url), "test"), tracing=Tracing(provider))
+    app = create_app(
+        Settings(), parse_config(agreement_config(sim_server.url), "test"), tracing=Tracing(provider)
+    )
     with ServerThread(app) as server:
         yield Gateway(server, exporter)
 

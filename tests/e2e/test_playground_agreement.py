@@ -1,0 +1,77 @@
+"""The playground shows how far a layer agreed (and who dissented) and a peer ranking, in a real headless
+browser against a real gateway in front of the real simulator."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from moa_gateway.config import parse_config
+from moa_gateway.main import create_app
+from moa_gateway.settings import Settings
+from tests.support.agreement import agreement_config
+from tests.support.browser import chromium
+from tests.support.servers import ServerThread
+
+RUN_TIMEOUT_MS = 15_000
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with chromium() as launched:
+        yield launched
+
+
+@pytest.fixture(scope="module")
+def gateway(sim_server: ServerThread) -> Iterator[ServerThread]:
+    config = parse_config(agreement_config(sim_server.url), "test")
+    with ServerThread(create_app(Settings(), config)) as server:
+        yield server
+
+
+@pytest.fixture
+def page(browser: Browser, gateway: ServerThread) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    opened = context.new_page()
+    opened.goto(f"{gateway.url}/playground")
+    expect(opened.locator("#model option")).not_to_have_count(0)
+    yield opened
+    context.close()
+
+
+def ask(page: Page, model: str) -> None:
+    page.select_option("#model", model)
+    page.fill("#prompt", "Why is the sky blue?")
+    page.click("#send")
+    expect(page.locator(".run").last).to_have_attribute("data-done", "true", timeout=RUN_TIMEOUT_MS)
+
+
+def test_the_layer_shows_its_agreement_and_marks_the_dissenting_proposer(page: Page) -> None:
+    ask(page, "panel")
+
+    layer = page.locator('.layer[data-layer="1"]')
+    expect(layer.locator(".agreement")).to_have_text("agreement 67% (normalized, 3 answers) · dissent: gamma")
+    expect(layer.locator(".col.dissent")).to_have_count(1)
+    expect(layer.locator(".col.dissent .call")).to_have_attribute("data-model", "gamma")
+
+
+def test_a_peer_ranking_shows_its_reviewers_and_the_points_best_first(page: Page) -> None:
+    ask(page, "reviewed")
+
+    reviewers = page.locator('.layer[data-layer="review"] .col[data-role="reviewer"]')
+    expect(reviewers).to_have_count(4)
+    expect(page.locator('.col[data-role="final"] .call')).to_have_attribute("data-model", "omega")
+    ranking = page.locator(".ranking")
+    expect(ranking.locator(".stats")).to_have_text(
+        "peer ranking: 3 of 4 rankings counted · the aggregator reads the top 2"
+    )
+    items = ranking.locator("li")
+    expect(items).to_have_count(3)
+    points = [int(item.get_attribute("data-points") or "-1") for item in items.all()]
+    assert (
+        points == sorted(points, reverse=True) and sum(points) == 9
+    )  # 3 rankings of two answers: 2 + 1 points each
+    expect(ranking.locator(".err")).to_contain_text("dropped: grumpy's ranking (malformed ranking")
+    expect(page.locator(".timeline .lbl", has_text="review")).to_have_count(4)
