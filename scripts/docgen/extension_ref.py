@@ -2,7 +2,7 @@
 
 The request object is a pydantic model (`MoaOptions`), walked like the config. The response object is
 built by hand in `app/moa_gateway/wire/chat.py` (`moa_body`, `_call_body`, `early_exit_body`,
-`budget_body`), so its fields are declared in the tables below, and tests/unit/test_docs_reference.py
+`budget_body`, `agreement_body`, `rankings_body`), so its fields are declared in the tables below, and tests/unit/test_docs_reference.py
 checks each table's keys against what those functions write for a result with every field set."""
 
 from __future__ import annotations
@@ -21,6 +21,9 @@ from scripts.docgen.markdown import GENERATED_NOTE, code, default_text, field_ty
 def _values(values: object) -> str:
     return ", ".join(code(str(v)) for v in values)  # type: ignore[attr-defined]
 
+
+# Roles of the calls a client's run makes (in `moa.calls`).
+IN_A_RUN = ("proposer", "aggregator", "reviewer", "direct")
 
 # (field, type, present, description): one row per key the wire writes.
 RESPONSE_FIELDS = [
@@ -85,6 +88,18 @@ RESPONSE_FIELDS = [
         "when a budget applied (`max_cost_usd` of the pipeline or the request)",
         "The estimate made before any call and what was cut to fit (table below)",
     ),
+    (
+        "agreement",
+        "object or null",
+        "every pipeline response (absent for a model alias)",
+        "How far the last layer's proposals agreed (table below); null with fewer than two proposals",
+    ),
+    (
+        "rankings",
+        "object",
+        "`aggregation: rank`, when the reviewers ranked",
+        "The peer ranking: each proposal's Borda points and rank, and the rankings dropped (table below)",
+    ),
 ]
 CALL_FIELDS = [
     (
@@ -98,9 +113,9 @@ CALL_FIELDS = [
         "role",
         "string",
         "always",
-        "`proposer`, `aggregator` (every call of the final phase) or `direct`; "
-        "the other roles ("
-        + _values(r for r in get_args(Role) if r not in ("proposer", "aggregator", "direct"))
+        "`proposer`, `aggregator` (every call of the final phase), `reviewer` (a ranking for "
+        "`aggregation: rank`) or `direct`; the other roles ("
+        + _values(r for r in get_args(Role) if r not in IN_A_RUN)
         + ") label calls made outside a client's run, in the metrics and logs",
     ),
     ("model", "string", "always", "The model alias called"),
@@ -174,11 +189,69 @@ BUDGET_FIELDS = [
     ),
     ("actual_usd", "number or null", "always", "What the run cost"),
 ]
+AGREEMENT_FIELDS = [
+    (
+        "score",
+        "number",
+        "always",
+        "The share of the proposals matching the most common answer: 1.0 when all match, 1/n when all n "
+        "differ (early exit's measure)",
+    ),
+    (
+        "method",
+        "string",
+        "always",
+        "How answers were compared: the pipeline's `early_exit.match` (`normalized` or `similarity`), "
+        "`normalized` without early exit",
+    ),
+    (
+        "layer",
+        "integer",
+        "always",
+        "The proposer layer measured: the last that ran (the one an early exit stopped at; a reused "
+        "user turn's)",
+    ),
+    ("proposals", "integer", "always", "How many answers were measured (two or more)"),
+    (
+        "dissent",
+        "list of strings",
+        "always",
+        "The proposers (models, slot order) whose answers do not match the most common one, when two or "
+        "more share it; else empty",
+    ),
+]
+RANKINGS_FIELDS = [
+    (
+        "proposals",
+        "list of objects",
+        "always",
+        "Every proposal, best first: `proposal` (its index among the last layer's answers), `model`, "
+        "`points` (Borda count) and `rank` (1 is the best)",
+    ),
+    ("reviewers", "integer", "always", "Rankings asked for"),
+    ("counted", "integer", "always", "Rankings counted"),
+    (
+        "dropped",
+        "list of objects",
+        "always",
+        "Rankings not counted: `reviewer` and `reason` (its call failed, or its ranking was malformed)",
+    ),
+    (
+        "then",
+        "string",
+        "always",
+        "What was done: `synthesize` (the aggregator read the `top_k` best) or `select` (the best "
+        "proposal is the answer)",
+    ),
+    ("top_k", "integer", "always", "How many proposals the aggregator read (0 after a select)"),
+]
 TABLES = {
     "The response's `moa`": RESPONSE_FIELDS,
     "`moa.calls[i]`": CALL_FIELDS,
     "`moa.early_exit`": EARLY_EXIT_FIELDS,
     "`moa.budget`": BUDGET_FIELDS,
+    "`moa.agreement`": AGREEMENT_FIELDS,
+    "`moa.rankings`": RANKINGS_FIELDS,
 }
 
 

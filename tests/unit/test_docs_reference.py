@@ -19,11 +19,27 @@ from pydantic import BaseModel
 from moa_gateway.cli import build_parser
 from moa_gateway.config.schema import GatewayConfig
 from moa_gateway.core.failures import FailureKind
-from moa_gateway.core.reports import BudgetReport, Degraded, EarlyExitReport, Skipped
+from moa_gateway.core.reports import (
+    AgreementReport,
+    BudgetReport,
+    Degraded,
+    DroppedRanking,
+    EarlyExitReport,
+    RankedProposal,
+    RankingReport,
+    Skipped,
+)
 from moa_gateway.core.types import Answer, CallRecord, CallStatus, MoaResult, Role, Usage
 from moa_gateway.settings import Settings
 from moa_gateway.telemetry.metrics import Metrics
-from moa_gateway.wire.chat import budget_body, call_body, early_exit_body, moa_body
+from moa_gateway.wire.chat import (
+    agreement_body,
+    budget_body,
+    call_body,
+    early_exit_body,
+    moa_body,
+    rankings_body,
+)
 from moa_gateway.wire.requests import MoaOptions
 from moa_gateway.wire.responses_output import ResponseFrame, response_body
 from scripts import gen_reference
@@ -168,6 +184,10 @@ def full_result() -> MoaResult:
         early_exit=EarlyExitReport(1, 1.0, Skipped.LAYERS),
         budget=BudgetReport(0.05, 0.01, ["aggregator alone"], 0.003),
         references_reused=True,
+        agreement=AgreementReport(0.5, "normalized", 1, 2, ["beta"]),
+        rankings=RankingReport(
+            [RankedProposal(0, "gamma", 2, 1)], 2, 1, [DroppedRanking("beta", "malformed ranking")]
+        ),
     )
 
 
@@ -191,6 +211,8 @@ def test_the_response_tables_declare_exactly_what_the_wire_writes() -> None:
     assert written_calls == declared("`moa.calls[i]`")
     assert set(early_exit_body(result.early_exit)) == declared("`moa.early_exit`")  # type: ignore[arg-type]
     assert set(budget_body(result.budget)) == declared("`moa.budget`")  # type: ignore[arg-type]
+    assert set(agreement_body(result.agreement)) == declared("`moa.agreement`")  # type: ignore[arg-type]
+    assert set(rankings_body(result.rankings)) == declared("`moa.rankings`")  # type: ignore[arg-type]
     tables = sections("extension.md")
     for title in extension_ref.TABLES:
         assert declared(title) == tables[title.strip()], f"{title}: the page differs from the table"
