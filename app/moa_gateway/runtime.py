@@ -100,6 +100,7 @@ async def open_runtime(
             OverrideLimits(settings.max_layers, settings.max_proposers),
             settings.retry_budget,
             settings.tool_result_chars,
+            settings.max_tools,
         )
         lifecycle = lifecycle or Lifecycle()
         schema_checks = SchemaChecks(settings.schema_check_processes, settings.schema_check_timeout_s)

@@ -77,7 +77,13 @@ class Settings(BaseSettings):
     max_log_value_chars: int = Field(
         default=2048, ge=64, description="Client- or upstream-supplied values in log lines are cut here"
     )
-    max_messages: int = Field(default=1000, ge=1)
+    max_messages: int = Field(default=1000, ge=1, description="Messages per request; more is a 400")
+    max_tools: int = Field(
+        default=128,
+        ge=1,
+        description="Tools (functions) one request may offer, as OpenAI allows; more is a 400 before any "
+        "call, so a request with thousands of tools cannot hold a worker",
+    )
     tool_result_chars: int = Field(
         default=4000, ge=100, description="A tool result longer than this reaches proposers cut in the middle"
     )

@@ -48,7 +48,6 @@ FIELD_NOTES: dict[str, str] = {
     "Settings.port": "Port to listen on",
     "Settings.log_level": "Log level",
     "Settings.log_format": "`text`, or `json` (JSON lines with the same fields)",
-    "Settings.max_messages": "Messages per request; more: 400",
 }
 
 # Examples for config keys that no file under config/ sets, keyed like FIELD_NOTES.

@@ -29,6 +29,7 @@ class ChatLimits:
     overrides: OverrideLimits = field(default_factory=OverrideLimits)
     retry_budget: int = 4
     tool_result_chars: int = 4000  # a tool result longer than this reaches proposers cut in the middle
+    max_tools: int = 128  # OpenAI's own limit on the functions one request may offer
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,12 @@ class ChatService:
                 FailureKind.INVALID_REQUEST,
                 f"messages: at most {self._limits.max_messages} messages",
                 param="messages",
+            )
+        if request.tools and len(request.tools) > self._limits.max_tools:
+            raise Failure(
+                FailureKind.INVALID_REQUEST,
+                f"tools: at most {self._limits.max_tools} tools (MOA_MAX_TOOLS)",
+                param="tools",
             )
         options = request.moa
         if options.stream_events and not request.stream:
