@@ -8,7 +8,8 @@ and proxy once, and each call is one `session.request`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Iterator
 from urllib.request import getproxies, proxy_bypass
 
 import aiohttp
@@ -16,7 +17,13 @@ import httpx
 from multidict import CIMultiDict
 from yarl import URL
 
-from moa_gateway.upstream.client import KEEPALIVE_EXPIRY_S, content_codings
+from moa_gateway.upstream.client import (
+    KEEPALIVE_EXPIRY_S,
+    ClientError,
+    ConnectError,
+    ProtocolError,
+    content_codings,
+)
 
 _CHUNK_BYTES = 64 * 1024
 
@@ -83,16 +90,17 @@ class AiohttpEndpoint:
     async def post(self, content: bytes, headers: list[tuple[str, str]]) -> AiohttpResponse:
         sent = self._headers.copy()
         sent.extend(headers)
-        response = await self._client.session().request(
-            "POST",
-            self._url,
-            headers=sent,
-            data=content,
-            allow_redirects=False,
-            auto_decompress=False,  # inflated in bounded steps by app/moa_gateway/upstream/body.py
-            timeout=self._timeout,
-            proxy=self._proxy,  # its credentials, if any, become Proxy-Authorization
-        )
+        with mapped_errors():
+            response = await self._client.session().request(
+                "POST",
+                self._url,
+                headers=sent,
+                data=content,
+                allow_redirects=False,
+                auto_decompress=False,  # inflated in bounded steps by app/moa_gateway/upstream/body.py
+                timeout=self._timeout,
+                proxy=self._proxy,  # its credentials, if any, become Proxy-Authorization
+            )
         return AiohttpResponse(response)
 
 
@@ -111,11 +119,33 @@ class AiohttpResponse:
         return content_codings(self._response.headers.getall("content-encoding", []))
 
     def aiter_raw(self) -> AsyncIterator[bytes]:
-        return self._response.content.iter_chunked(_CHUNK_BYTES)
+        return _mapped_chunks(self._response.content.iter_chunked(_CHUNK_BYTES))
 
     def aiter_decoded(self) -> AsyncIterator[bytes]:
         return self.aiter_raw()  # nothing decoded: an encoding the gateway does not inflate stays as sent
 
     async def aclose(self) -> None:
         self._response.release()  # back to the pool if read to its end, else the connection is closed
-        await self._response.wait_for_close()
+        with mapped_errors():
+            await self._response.wait_for_close()
+
+
+@contextlib.contextmanager
+def mapped_errors() -> Iterator[None]:
+    """aiohttp's exceptions raised as the client protocol's (upstream/client.py), from the original."""
+    try:
+        yield
+    except aiohttp.ClientHttpProxyError as exc:  # the proxy refused the tunnel: no connection at all
+        raise ConnectError(exc.message) from exc
+    except aiohttp.ClientResponseError as exc:  # aiohttp's error for any unparsable response head
+        raise ProtocolError(exc.message) from exc
+    except aiohttp.ClientConnectionError as exc:  # refused, reset, closed; the connect timeout too
+        raise ConnectError(str(exc)) from exc
+    except aiohttp.ClientError as exc:  # a bad URL, a payload error
+        raise ClientError(str(exc)) from exc
+
+
+async def _mapped_chunks(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    with mapped_errors():
+        async for chunk in chunks:
+            yield chunk

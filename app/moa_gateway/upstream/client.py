@@ -15,6 +15,36 @@ from moa_gateway.settings import Settings
 KEEPALIVE_EXPIRY_S = 30
 
 
+class ClientError(Exception):
+    """A transport failure of an upstream client. Each client adapter maps its library's exceptions to
+    these (raised `from` the original), so providers never see aiohttp, httpx or h11 errors:
+
+        ClientError                 anything else that went wrong on the wire (a bad URL, a body cut short)
+          ConnectError              no connection, or it was refused, reset or closed; a proxy refusing the
+                                    tunnel; a connect timeout
+          ProtocolError             the peer broke HTTP in the response head (a bad status line, an
+                                    oversized or malformed header)
+          DecodingError             a body whose content-encoding cannot be decoded
+          ReadTimeout               the client's own read deadline passed
+    """
+
+
+class ConnectError(ClientError):
+    pass
+
+
+class ProtocolError(ClientError):
+    pass
+
+
+class DecodingError(ClientError):
+    pass
+
+
+class ReadTimeout(ClientError):
+    pass
+
+
 class UpstreamResponse(Protocol):
     """An upstream's answer whose head has arrived; its body is read through one of the iterators."""
 

@@ -3,11 +3,21 @@ handed in, such as one over `httpx.MockTransport` in tests."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Iterator
 
+import h11
 import httpx
 
-from moa_gateway.upstream.client import KEEPALIVE_EXPIRY_S, content_codings
+from moa_gateway.upstream.client import (
+    KEEPALIVE_EXPIRY_S,
+    ClientError,
+    ConnectError,
+    DecodingError,
+    ProtocolError,
+    ReadTimeout,
+    content_codings,
+)
 
 
 def pooled_httpx_client(max_connections: int) -> httpx.AsyncClient:
@@ -53,7 +63,8 @@ class HttpxEndpoint:
     async def post(self, content: bytes, headers: list[tuple[str, str]]) -> HttpxResponse:
         sent = self._headers + [(name.encode(), value.encode()) for name, value in headers]
         request = httpx.Request("POST", self._url, headers=sent, content=content, extensions=self._extensions)
-        response = await self._transport.handle_async_request(request)
+        with mapped_errors(head=True):
+            response = await self._transport.handle_async_request(request)
         response.request = request
         return HttpxResponse(response)
 
@@ -77,11 +88,50 @@ class HttpxResponse:
 
     def aiter_raw(self) -> AsyncIterator[bytes]:
         if self._response.is_stream_consumed:
-            return self._response.aiter_bytes()
-        return self._response.aiter_raw()
+            return _mapped_chunks(self._response.aiter_bytes())
+        return _mapped_chunks(self._response.aiter_raw())
 
     def aiter_decoded(self) -> AsyncIterator[bytes]:
-        return self._response.aiter_bytes()
+        return _mapped_chunks(self._response.aiter_bytes())
 
     async def aclose(self) -> None:
-        await self._response.aclose()
+        with mapped_errors(head=False):
+            await self._response.aclose()
+
+
+@contextlib.contextmanager
+def mapped_errors(*, head: bool) -> Iterator[None]:
+    """httpx's exceptions raised as the client protocol's (upstream/client.py), from the original.
+
+    httpx's own pool raises a RemoteProtocolError from h11's when the response head breaks HTTP (a
+    protocol error); in the body the same error means a connection cut short (a connection failure,
+    retried)."""
+    try:
+        yield
+    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+        raise ConnectError(str(exc)) from exc
+    except httpx.TimeoutException as exc:
+        raise ReadTimeout(str(exc)) from exc
+    except httpx.DecodingError as exc:
+        raise DecodingError(str(exc)) from exc
+    except httpx.RemoteProtocolError as exc:
+        if head and _caused_by_h11(exc):
+            raise ProtocolError(str(exc)) from exc
+        raise ConnectError(str(exc)) from exc
+    except httpx.HTTPError as exc:  # a proxy error, a bad URL
+        raise ClientError(str(exc)) from exc
+
+
+def _caused_by_h11(exc: BaseException) -> bool:
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, h11.RemoteProtocolError):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
+async def _mapped_chunks(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    with mapped_errors(head=False):
+        async for chunk in chunks:
+            yield chunk

@@ -8,10 +8,8 @@ import base64
 from collections.abc import AsyncGenerator
 from typing import Any
 
-import aiohttp
-import h11
-import httpx
 import orjson
+from yarl import URL
 
 from moa_gateway.config import OpenAIProvider
 from moa_gateway.core.failures import Failure, FailureKind
@@ -25,7 +23,16 @@ from moa_gateway.upstream.body import (
     read_prefix,
     sse_events,
 )
-from moa_gateway.upstream.client import Endpoint, UpstreamClient, UpstreamResponse
+from moa_gateway.upstream.client import (
+    ClientError,
+    ConnectError,
+    DecodingError,
+    Endpoint,
+    ProtocolError,
+    ReadTimeout,
+    UpstreamClient,
+    UpstreamResponse,
+)
 from moa_gateway.upstream.failures import rejected_error, timeout_error, upstream_error
 from moa_gateway.upstream.pool import ConnectionPool
 from moa_gateway.upstream.retry import parse_retry_after
@@ -63,11 +70,11 @@ class HttpTransport:
         self._name = name
         # Credentials in the base URL become a Basic header: never sent in the URL, and aiohttp refuses
         # a URL with credentials beside an Authorization header.
-        url = httpx.URL(provider.base_url.rstrip("/"))
-        base = str(url.copy_with(username=None, password=None))
+        url = URL(provider.base_url.rstrip("/"))
+        base = str(url.with_user(None))
         headers = {**_JSON, **provider.headers}
-        if url.username or url.password:
-            userinfo = f"{url.username}:{url.password}".encode()
+        if url.user or url.password:
+            userinfo = f"{url.user or ''}:{url.password or ''}".encode()
             headers["authorization"] = f"Basic {base64.b64encode(userinfo).decode()}"
         if provider.api_key is not None:
             headers["authorization"] = f"Bearer {provider.api_key.get_secret_value()}"
@@ -99,13 +106,11 @@ class HttpTransport:
         self, alias: str, endpoint: Endpoint, content: bytes, trace: TraceContext | None
     ) -> dict[str, Any]:
         """A JSON request and its JSON answer, within `timeout_s`, the body read within its limit."""
-        in_head = True
         try:
             async with asyncio.timeout(self._total_s):  # waiting for a connection counts too
                 await self._acquire()
                 try:
                     response = await self._send(endpoint, content, trace)
-                    in_head = False
                     try:
                         if response.status_code >= 400:
                             raise await self._status_error(alias, response)
@@ -115,7 +120,7 @@ class HttpTransport:
                 finally:
                     self._release()
         except Exception as exc:
-            error = self._translate(alias, exc, f"no answer within {self._total_s:g}s", in_head=in_head)
+            error = self._translate(alias, exc, f"no answer within {self._total_s:g}s")
             if error is exc:
                 raise
             raise error from None
@@ -135,7 +140,7 @@ class HttpTransport:
                     self._release()
                     raise
         except Exception as exc:
-            error = self._translate(alias, exc, late, in_head=True)
+            error = self._translate(alias, exc, late)
             if error is exc:
                 raise
             raise error from None
@@ -165,7 +170,7 @@ class HttpTransport:
             if not finished:
                 raise truncated_stream(alias)
         except Exception as exc:
-            error = self._translate(alias, exc, late, in_head=False)
+            error = self._translate(alias, exc, late)
             if error is exc:
                 raise
             raise error from None
@@ -191,41 +196,37 @@ class HttpTransport:
             headers += trace.items()
         return await endpoint.post(content, headers)
 
-    def _translate(self, alias: str, exc: Exception, late: str, *, in_head: bool) -> Exception:
+    def _translate(self, alias: str, exc: Exception, late: str) -> Exception:
         """The Failure for a failure while calling the provider (`late`: what a timeout means
-        here); an exception this does not know is returned as it is, for the backend to report."""
+        here); an exception this does not know is returned as it is, for the backend to report. The
+        client adapters raise their libraries' errors as the client protocol's (upstream/client.py)."""
         if isinstance(exc, Failure):
             return exc
         if isinstance(exc, ChunkTimeoutError):
             return timeout_error(f"model {alias}: {exc}", model=alias)
-        if isinstance(exc, httpx.ConnectTimeout | aiohttp.ClientConnectionError):
-            # Every connection failure (refused, reset, closed; aiohttp's connect timeout too, a
-            # TimeoutError as well): its message says which it was.
+        if isinstance(exc, ConnectError):  # its message says which: refused, reset, closed, a proxy
             return self._unreachable(alias, exc)
-        if isinstance(exc, TimeoutError | httpx.TimeoutException):
+        if isinstance(exc, TimeoutError | ReadTimeout):
             return timeout_error(f"model {alias}: {late}", model=alias)
         if isinstance(exc, AnswerTooLargeError):
             return upstream_error(f"model {alias}: {exc}", model=alias)
-        if isinstance(exc, BodyDecodingError | httpx.DecodingError):
+        if isinstance(exc, BodyDecodingError | DecodingError):
             reason = self._reason(exc)
             return upstream_error(
                 f"model {alias}: the provider sent a body that cannot be decoded ({reason})", model=alias
             )
-        if isinstance(exc, aiohttp.ClientHttpProxyError):  # the proxy refused the tunnel: not the provider
-            return self._unreachable(alias, exc)
-        if _is_protocol_violation(exc, in_head=in_head):
+        if isinstance(exc, ProtocolError):
             reason = self._reason(exc)
             return upstream_error(
                 f"model {alias}: the provider sent a malformed HTTP response ({reason})", model=alias
             )
-        if isinstance(exc, httpx.HTTPError | aiohttp.ClientError):  # a body cut short, a bad URL
+        if isinstance(exc, ClientError):  # a body cut short, a bad URL
             return self._unreachable(alias, exc)
         return exc
 
     def _reason(self, exc: BaseException) -> str:
         """One short, redacted line of an exception's message: some quote the upstream's bytes."""
-        text = exc.message if isinstance(exc, aiohttp.ClientResponseError) else str(exc)
-        line = text.strip().split("\n", 1)[0].rstrip(":")
+        line = str(exc).strip().split("\n", 1)[0].rstrip(":")
         return redact(line or type(exc).__name__, self._secrets, limit=120)
 
     def _unreachable(self, alias: str, exc: BaseException) -> Failure:
@@ -238,7 +239,7 @@ class HttpTransport:
     async def _status_error(self, alias: str, response: UpstreamResponse) -> Failure:
         try:
             content = await read_prefix(response, self._limits.max_error_body_bytes)
-        except (httpx.HTTPError, aiohttp.ClientError, BodyDecodingError):  # the status says enough
+        except (ClientError, BodyDecodingError):  # the status says enough
             content = b""
         return status_error(
             alias,
@@ -256,25 +257,6 @@ class HttpTransport:
             model=alias,
             kind=FailureKind.MID_STREAM,
         )
-
-
-def _is_protocol_violation(exc: Exception, *, in_head: bool) -> bool:
-    """Did the provider break HTTP itself (a bad status line, an oversized or malformed header)?
-
-    aiohttp raises ClientResponseError for any unparsable response head. httpx's own pool raises a
-    RemoteProtocolError from h11's; in the body that also means a connection cut short, which stays a
-    connection failure (and is retried).
-    """
-    if isinstance(exc, aiohttp.ClientResponseError):
-        return True
-    if not (in_head and isinstance(exc, httpx.RemoteProtocolError)):
-        return False
-    cause: BaseException | None = exc
-    while cause is not None:
-        if isinstance(cause, h11.RemoteProtocolError):
-            return True
-        cause = cause.__cause__ or cause.__context__
-    return False
 
 
 def status_error(
