@@ -58,8 +58,10 @@ class Runner:
                 walker, self._catalogue, options.proposer_deltas, deadline, checked.proposer_cap
             )
             turn = user_turn(plan, run, context.caller, checked, self._catalogue)
-            async for event in _drained(proposed(proposing, plan, run, panel, turn, self._panels)):
-                yield event
+            phase = proposed(proposing, plan, run, panel, turn, self._panels)
+            async with contextlib.aclosing(phase):  # closed when the consumer stops early
+                async for event in phase:
+                    yield event
             final_started = time.perf_counter()
             finishing = Finishing(
                 walker, self._catalogue, plan, run, self._chain(plan, panel), options.stream, deadline
@@ -68,9 +70,11 @@ class Runner:
                 for event in finishing.choose(panel.proposals, panel.agreed_index, outcome):
                     yield event
             else:
-                finalize = finalizer_for(plan.policy.aggregation)
-                async for event in _drained(finalize(finishing, panel.proposals, outcome)):
-                    yield event
+                finalize = finalizer_for(plan.policy.aggregation, checked=run.check_answer is not None)
+                phase = finalize(finishing, panel.proposals, outcome)
+                async with contextlib.aclosing(phase):
+                    async for event in phase:
+                        yield event
             waited_s = panel.waited_s + time.perf_counter() - final_started
             result = assemble(plan, panel, outcome, waited_s, checked.budget)
         except TimeoutError:
@@ -98,13 +102,6 @@ class Runner:
         ):
             return self._catalogue.fallback_chain(early.escalate_to)
         return plan.final_chain
-
-
-async def _drained(events: AsyncGenerator[Event, None]) -> AsyncGenerator[Event, None]:
-    """`events`, closed when the consumer stops early, so no phase outlives the run."""
-    async with contextlib.aclosing(events):
-        async for event in events:
-            yield event
 
 
 async def collect(events: AsyncGenerator[Event, None]) -> MoaResult:

@@ -21,9 +21,11 @@ FINALIZERS: dict[str, Finalizer] = {
 AGGREGATIONS = tuple(FINALIZERS)  # the names a pipeline's `aggregation` may take
 
 
-def finalizer_for(aggregation: str) -> Finalizer:
-    """The strategy named, with the schema check and retry around it."""
-    return schema_checked(FINALIZERS[aggregation])
+def finalizer_for(aggregation: str, *, checked: bool) -> Finalizer:
+    """The strategy named, with the schema check and retry around it when the run has a schema to
+    check (without one, the wrapper would only re-yield every event)."""
+    strategy = FINALIZERS[aggregation]
+    return schema_checked(strategy) if checked else strategy
 
 
 __all__ = [
