@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from moa_gateway.config.gate import GateConfig
 from moa_gateway.core.final import AGGREGATIONS, FINALIZERS
 from moa_gateway.core.plan import Fanout
 from moa_gateway.core.prompts import DEFAULT_AGGREGATOR_PROMPT, Placement
@@ -218,6 +219,10 @@ class PipelineConfig(_Strict):
         "before it is the same on every call and a provider's prefix cache keeps working)",
     )
 
+    gate: GateConfig | None = Field(
+        default=None, description="One model first: the pipeline runs only when it is unsure"
+    )
+
     @field_validator("aggregation")
     @classmethod
     def _known_aggregation(cls, name: str) -> str:
@@ -281,6 +286,11 @@ class GatewayConfig(_Strict):
             escalate_to = pipeline.early_exit.escalate_to if pipeline.early_exit else None
             if escalate_to is not None and escalate_to not in self.models:
                 raise ValueError(f"pipelines.{pid}.early_exit.escalate_to: unknown model {escalate_to!r}")
+            if pipeline.gate is not None:
+                for name in ("model", "judge"):
+                    alias = getattr(pipeline.gate, name)
+                    if alias is not None and alias not in self.models:
+                        raise ValueError(f"pipelines.{pid}.gate.{name}: unknown model {alias!r}")
             if pipeline.shadow is not None:
                 for name in ("baseline", "judge"):
                     target = getattr(pipeline.shadow, name)

@@ -6,6 +6,7 @@ from moa_gateway.config.schema import GatewayConfig, PipelineConfig
 from moa_gateway.core.plan import (
     Catalogue,
     EarlyExit,
+    Gate,
     LayerPlan,
     ModelEntry,
     PipelineEntry,
@@ -45,7 +46,7 @@ def catalogue_of(config: GatewayConfig) -> Catalogue:
 
 
 def _policy(pipeline: PipelineConfig) -> Policy:
-    early, rank = pipeline.early_exit, pipeline.rank
+    early, rank, gate = pipeline.early_exit, pipeline.rank, pipeline.gate
     return Policy(
         early_exit=None
         if early is None
@@ -59,4 +60,7 @@ def _policy(pipeline: PipelineConfig) -> Policy:
         rank=Ranking()
         if rank is None
         else Ranking(None if rank.reviewers is None else tuple(rank.reviewers), rank.top_k, rank.then),
+        gate=None
+        if gate is None
+        else Gate(gate.model, gate.confidence, gate.samples, gate.threshold, gate.match, gate.similarity),
     )

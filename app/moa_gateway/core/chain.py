@@ -45,6 +45,7 @@ class Step:
     slot: int = 0  # the proposer's position in its layer (0 for the final call)
     sample: int | None = None  # which sample of a model repeated in its layer (Self-MoA): its own seed
     output_cap: int | None = None  # max_tokens for this call whatever else is asked (budget, reference cap)
+    acting: bool = False  # answers for the client (a gate's sample): the client's params win, as for `final`
 
 
 SAMPLE_TEMPERATURE = 0.7  # for repeated samples of a model the client or config left at 0 or unset
@@ -175,7 +176,7 @@ class ChainWalker:
         A proposer keeps what its model config pins; the aggregator and direct calls take the client's.
         """
         model = self._catalogue.models[alias].params
-        params = {**model, **request} if step.final else {**request, **model}
+        params = {**model, **request} if step.final or step.acting else {**request, **model}
         if step.sample is not None:  # samples of one model must differ, even under the client's seed
             seed = params.get("seed")
             params["seed"] = (seed if isinstance(seed, int) else 0) + step.sample

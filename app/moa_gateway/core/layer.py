@@ -11,7 +11,7 @@ from moa_gateway.core.chain import ChainWalker, Slot, Step
 from moa_gateway.core.events import Event
 from moa_gateway.core.failures import Failure, FailureKind, combined_kind
 from moa_gateway.core.plan import Catalogue, LayerPlan
-from moa_gateway.core.types import Message
+from moa_gateway.core.types import Message, Role
 
 
 async def run_layer(
@@ -25,11 +25,14 @@ async def run_layer(
     *,
     stream: bool = False,
     output_cap: int | None = None,
+    role: Role = "proposer",
+    acting: bool = False,
 ) -> list[Slot]:
     """Every slot of the layer, each with its answer or its failed calls. Events go to `emit`. A model
-    listed more than once (Self-MoA) gets a sample number per slot, so its samples differ."""
+    listed more than once (Self-MoA) gets a sample number per slot, so its samples differ. A gate's
+    samples are a layer too (`role` gate, `acting`: the client's params win)."""
     slots = [Slot(alias) for alias in layer.proposers]
-    step = Step(number, "proposer", stream=stream, output_cap=output_cap)
+    step = Step(number, role, stream=stream, output_cap=output_cap, acting=acting)
     repeated = {alias for alias in layer.proposers if layer.proposers.count(alias) > 1}
     samples = [
         layer.proposers[:i].count(alias) if alias in repeated else None

@@ -63,6 +63,22 @@ class Ranking:
     then: RankThen = "synthesize"  # or `select`: the best proposal is the answer, where one may be
 
 
+GateConfidence = Literal["agreement", "self_report"]
+
+
+@dataclass(frozen=True)
+class Gate:
+    """One model first (app/moa_gateway/core/gate.py): its answer is the response when its confidence
+    reaches `threshold`; below, the pipeline runs."""
+
+    model: str
+    confidence: GateConfidence = "agreement"
+    samples: int = 3  # answers sampled at once for `agreement` (self_report makes one call)
+    threshold: float = 0.8
+    match: Match = "normalized"  # how samples are compared (app/moa_gateway/core/agreement.py)
+    similarity: float = 0.9
+
+
 @dataclass(frozen=True)
 class Policy:
     """How a pipeline spends: early exit, cost budget, proposers' output cap, aggregation, how often the
@@ -76,6 +92,7 @@ class Policy:
     fanout: Fanout = "every_call"
     references: Placement = "system"
     rank: Ranking = field(default_factory=Ranking)  # for `aggregation: rank`
+    gate: Gate | None = None  # one model first, the panel only when it is unsure
 
     def injection(self, *, final: bool) -> Injection:
         """How references go in, for the proposers of a later layer or for the final phase: under

@@ -26,6 +26,7 @@ class SavedBy(StrEnum):
 
     EARLY_EXIT = "early_exit"  # proposers agreed: later layers (and maybe the aggregator) skipped
     USER_TURN = "user_turn"  # `fanout: user_turn`: the turn's proposals were reused
+    GATE = "gate"  # the gate model was confident enough: no proposer and no aggregator called
 
 
 @dataclass(frozen=True)
@@ -98,3 +99,18 @@ class RankingReport:
     dropped: list[DroppedRanking] = field(default_factory=list)
     then: str = "synthesize"  # what was done: "synthesize" or "select"
     top_k: int = 0  # proposals the aggregator read (synthesize)
+
+
+@dataclass(frozen=True)
+class GateReport:
+    """The gate's decision: the model that answered first, its confidence by `method` (agreement of its
+    samples, or the confidence it reported), the threshold, whether its answer stood (`passed`), why,
+    and whether the pass is audited (the pipeline runs after the response, and a judge compares)."""
+
+    model: str
+    method: str  # "agreement" | "self_report"
+    confidence: float
+    threshold: float
+    passed: bool
+    reason: str
+    audited: bool = False

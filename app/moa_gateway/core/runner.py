@@ -11,13 +11,14 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from moa_gateway.core.chain import ChainWalker
 from moa_gateway.core.events import Event, FinalDelta, RunFailed, RunFinished, RunStarted
 from moa_gateway.core.failures import Failure
 from moa_gateway.core.fanout import proposed, user_turn
 from moa_gateway.core.final import FinalOutcome, Finishing, finalizer_for
+from moa_gateway.core.gate import GateOutcome, ask_gate
 from moa_gateway.core.panel_store import MemoryPanelStore, PanelStore
 from moa_gateway.core.plan import Catalogue, Plan
 from moa_gateway.core.ports import ChatBackend, RunContext
@@ -52,8 +53,18 @@ class Runner:
         walker = ChainWalker(self._backend, self._catalogue, context, started)
         deadline = None if plan.deadline_s is None else asyncio.get_running_loop().time() + plan.deadline_s
         yield RunStarted(plan.model_id, plan.pipeline, len(checked.layers))
-        panel, outcome = Panel(checked.layers), FinalOutcome()
+        gate, outcome = GateOutcome(), FinalOutcome()
         try:
+            if plan.policy.gate is not None:  # one model first: its answer stands if it is confident
+                asked = ask_gate(walker, self._catalogue, plan.policy.gate, run, deadline, gate)
+                async for event in _drained(asked):
+                    yield event
+                if gate.passed:
+                    for event in gate.answer_events(options.stream):
+                        yield event
+                    yield RunFinished(gate.result(plan))
+                    return
+            panel = Panel(checked.layers, records=list(gate.records), waited_s=gate.waited_s)
             proposing = Proposing(
                 walker, self._catalogue, options.proposer_deltas, deadline, checked.proposer_cap
             )
@@ -76,7 +87,7 @@ class Runner:
                     async for event in phase:
                         yield event
             waited_s = panel.waited_s + time.perf_counter() - final_started
-            result = assemble(plan, panel, outcome, waited_s, checked.budget)
+            result = replace(assemble(plan, panel, outcome, waited_s, checked.budget), gate=gate.report)
         except TimeoutError:
             late = deadline_failure(plan)
             why = f"no answer within the pipeline deadline ({plan.deadline_s:g}s)"

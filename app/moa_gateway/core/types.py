@@ -12,6 +12,7 @@ from moa_gateway.core.reports import (
     BudgetReport,
     Degraded,
     EarlyExitReport,
+    GateReport,
     RankingReport,
     SavedBy,
 )
@@ -42,8 +43,11 @@ class Usage:
         )
 
 
-# reviewer: ranks the other proposals for `aggregation: rank` (app/moa_gateway/core/final/rank.py)
-Role = Literal["proposer", "aggregator", "direct", "embedding", "shadow", "judge", "reviewer"]
+# reviewer: ranks the other proposals for `aggregation: rank` (app/moa_gateway/core/final/rank.py);
+# gate: a pipeline's gate model answering first; audit: a gate audit's run of the whole pipeline
+Role = Literal[
+    "proposer", "aggregator", "direct", "embedding", "shadow", "judge", "reviewer", "gate", "audit"
+]
 
 
 @dataclass(slots=True)  # not frozen: one is made per streamed token, and a frozen init costs ~3x
@@ -106,6 +110,7 @@ class RunInput:
         None  # None if the text is fine, else why not
     )
     max_cost_usd: float | None = None  # the request's own budget (`moa.max_cost_usd`)
+    audit_gate: bool = False  # sampled by `gate.audit_rate`: a gate pass is audited after the response
 
     @classmethod
     def plain(cls, messages: list[Message], params: dict[str, Any] | None = None) -> RunInput:
@@ -161,6 +166,7 @@ class MoaResult:
     references_reused: bool = False  # the proposals are the user turn's, kept from an earlier call
     agreement: AgreementReport | None = None  # how far the last layer's proposals agreed (two or more)
     rankings: RankingReport | None = None  # the peer ranking of `aggregation: rank`, when one was made
+    gate: GateReport | None = None  # the pipeline's gate: its confidence, and whether its answer stood
 
     @property
     def text(self) -> str:

@@ -8,7 +8,13 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from moa_gateway.core.reports import AgreementReport, BudgetReport, EarlyExitReport, RankingReport
+from moa_gateway.core.reports import (
+    AgreementReport,
+    BudgetReport,
+    EarlyExitReport,
+    GateReport,
+    RankingReport,
+)
 from moa_gateway.core.types import CallRecord, Choice, Delta, MoaResult, Usage
 from moa_gateway.wire.errors import call_error_code
 
@@ -133,7 +139,22 @@ def moa_body(result: MoaResult, include_proposals: bool) -> dict[str, Any]:
         body["budget"] = budget_body(result.budget)
     if result.rankings is not None:
         body["rankings"] = rankings_body(result.rankings)
+    if result.gate is not None:
+        body["gate"] = gate_body(result.gate)
     return body
+
+
+def gate_body(report: GateReport) -> dict[str, Any]:
+    """The gate's decision: whose answer it was, how confident, against what, and why."""
+    return {
+        "model": report.model,
+        "method": report.method,
+        "confidence": report.confidence,
+        "threshold": report.threshold,
+        "passed": report.passed,
+        "audited": report.audited,
+        "reason": report.reason,
+    }
 
 
 def early_exit_body(report: EarlyExitReport) -> dict[str, Any]:
