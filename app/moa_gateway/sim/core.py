@@ -3,8 +3,14 @@
 Timing per request: `ttft_ms` before the first token, then `tokens_per_s` (0: instant). A request may
 override the defaults with an extension object `"simulate": {"ttft_ms", "tokens_per_s",
 "output_tokens", "fault", "fault_count", "fault_key", "retry_after_s", "reasoning", "think_tags",
-"answer", "context_window", "tool_rounds", "agree", "ranking"}`, which is how a config pins per-model behaviour
-(`params: {simulate: {...}}`).
+"answer", "context_window", "tool_rounds", "agree", "ranking", "confidence", "agreement",
+"judge_delay_ms"}`, which is how a config pins per-model behaviour (`params: {simulate: {...}}`).
+
+As a pipeline's gate model (app/moa_gateway/sim/gate.py): asked for a confidence line, it ends its
+answer with `Confidence: x` (`confidence`, else the question's own); `agreement: p` makes its own seeded
+samples agree with probability p (`agree: p`, by contrast, makes different models give one common
+answer). `judge_delay_ms` delays a judge's verdict (and nothing else, a reviewer's ranking included): a
+slow judge.
 
 `answer: "<text>"` fixes the text of choice 0 (other choices of `n` keep their own), in place of the
 generated text and of a judge's verdict (`output_tokens` no longer applies): streamed a token per chunk,
@@ -62,6 +68,7 @@ import orjson
 
 from moa_gateway.core.tokens import count_prompt_tokens
 from moa_gateway.sim import choices, embeddings
+from moa_gateway.sim.gate import agreeing_seed, confidence_asked, confidence_line
 from moa_gateway.sim.judge import JudgeOptionError, judge_text
 from moa_gateway.sim.prefix_cache import PrefixCache
 from moa_gateway.sim.profile import (
@@ -129,6 +136,7 @@ class _Reply:
     prompt_tokens: int
     logprobs: bool  # every choice of every chunk carries a `logprobs` field
     cached_tokens: int = 0  # of prompt_tokens, read from the prefix cache
+    judged: bool = False  # a judge's verdict
 
     @property
     def steps(self) -> int:
@@ -160,8 +168,10 @@ def _reply(body: dict[str, Any], profile: SimProfile, break_schema: bool = False
     limit = body.get("max_completion_tokens") or body.get("max_tokens")
     limit = int(limit) if isinstance(limit, int | float) and limit > 0 else None
     seed = body.get("seed") if isinstance(body.get("seed"), int) else None
+    seed = agreeing_seed(messages, seed, profile.agreement)
     try:  # a judge prompt of `moa-gateway eval` gets a verdict (app/moa_gateway/sim/judge.py)
-        judged = judge_text(messages, body.get("simulate")) or ranking_text(messages, body.get("simulate"))
+        verdict = judge_text(messages, body.get("simulate"))
+        judged = verdict or ranking_text(messages, body.get("simulate"))
     except JudgeOptionError as exc:
         raise SimulatorRequestError(str(exc)) from None
     try:
@@ -185,8 +195,10 @@ def _reply(body: dict[str, Any], profile: SimProfile, break_schema: bool = False
             text = answer_text(COMMON_ANSWER, messages, None, profile.output_tokens)
         else:
             text = answer_text(model, messages, variant, profile.output_tokens)
+        if judged is None and confidence_asked(messages):  # a gate in self_report mode
+            text = f"{text}\n{confidence_line(messages, profile.confidence)}"
         made.append(choices.build(index, text, asked, model=model, messages=messages, seed=seed, limit=limit))
-    return _Reply(model, made, prompt_tokens, asked.logprobs)
+    return _Reply(model, made, prompt_tokens, asked.logprobs, judged=verdict is not None)
 
 
 COMMON_ANSWER = "panel"  # the tag of the answer agreeing models share
@@ -251,6 +263,8 @@ async def _prepare(
         reply = replace(reply, cached_tokens=cache.read(reply.model, body["messages"]))
     if fault == "trickle":
         profile = replace(profile, tokens_per_s=1.0)
+    if reply.judged and profile.judge_delay_ms:
+        profile = replace(profile, ttft_ms=profile.ttft_ms + profile.judge_delay_ms)
     return profile, reply, fault
 
 

@@ -58,6 +58,11 @@ class SimProfile:
     context_window: int | None = None  # tokens: a longer request gets a 400 context_length_exceeded
     tool_rounds: int = 1  # with tools offered: tool calls made in a user turn before answering text
     agree: float = 0.0  # the chance of giving the common answer every agreeing model gives, not its own
+    confidence: float | str | None = (
+        None  # a gate's reported confidence, when asked (app/moa_gateway/sim/gate.py)
+    )
+    agreement: float | None = None  # how likely a seeded sample gives the shared answer (sim/gate.py)
+    judge_delay_ms: float = 0.0  # added to the time to first token of a judge's verdict (a slow judge)
 
     def override(self, body: dict[str, Any]) -> SimProfile:
         options = body.get("simulate")
@@ -81,6 +86,14 @@ class SimProfile:
         agree = options.get("agree", self.agree)
         if isinstance(agree, bool) or not isinstance(agree, int | float) or not 0 <= agree <= 1:
             raise SimulatorRequestError("'simulate.agree' is a number from 0 to 1")
+        confidence = options.get("confidence", self.confidence)
+        if isinstance(confidence, bool) or not (
+            confidence is None or isinstance(confidence, str) or _within(confidence)
+        ):
+            raise SimulatorRequestError("'simulate.confidence' is a number from 0 to 1, or a string")
+        agreement = options.get("agreement", self.agreement)
+        if agreement is not None and (isinstance(agreement, bool) or not _within(agreement)):
+            raise SimulatorRequestError("'simulate.agreement' is a number from 0 to 1")
         try:
             return replace(
                 self,
@@ -96,11 +109,15 @@ class SimProfile:
                 context_window=window,
                 tool_rounds=rounds,
                 agree=float(agree),
+                confidence=confidence,
+                agreement=agreement,
+                judge_delay_ms=max(0.0, float(options.get("judge_delay_ms", self.judge_delay_ms))),
                 **flags,
             )
         except (TypeError, ValueError):
             raise SimulatorRequestError(
-                "'simulate' holds numbers: ttft_ms, tokens_per_s, output_tokens, oversize_bytes"
+                "'simulate' holds numbers: ttft_ms, tokens_per_s, output_tokens, oversize_bytes, "
+                "judge_delay_ms"
             ) from None
 
     def active_fault(self, counter: FaultCounter) -> str | None:
@@ -111,3 +128,7 @@ class SimProfile:
 
 def _optional_int(value: Any) -> int | None:
     return None if value is None else max(0, int(value))
+
+
+def _within(value: Any) -> bool:
+    return isinstance(value, int | float) and 0 <= value <= 1
