@@ -16,8 +16,9 @@ from moa_gateway.core.plan import Catalogue, OverrideLimits
 from moa_gateway.core.ports import CallObserver
 from moa_gateway.core.runner import Runner
 from moa_gateway.core.types import Role
+from moa_gateway.eval.gate_audit import GateAuditor, gate_auditor
 from moa_gateway.eval.shadow import ShadowEvaluator, shadow_evaluator
-from moa_gateway.service.chat import ChatLimits, ChatService
+from moa_gateway.service.chat import AfterPrepare, AfterResponse, ChatLimits, ChatRun, ChatService
 from moa_gateway.service.embeddings import EmbeddingsService
 from moa_gateway.service.response_store import StoreLimits, response_store
 from moa_gateway.service.responses import ResponsesService
@@ -31,6 +32,7 @@ from moa_gateway.upstream.body import UpstreamLimits
 from moa_gateway.upstream.client import UpstreamClient, upstream_client
 from moa_gateway.upstream.pool import ConnectionPool, pool_size
 from moa_gateway.upstream.providers.kinds import connection_caps, endpoints_of
+from moa_gateway.wire.requests import ChatCompletionRequest
 
 if TYPE_CHECKING:
     from moa_gateway.telemetry.tracing import Tracing
@@ -63,6 +65,7 @@ class Runtime:
     responses: ResponsesService = field(kw_only=True)  # /v1/responses: chat runs and the response store
     catalogue: Catalogue = field(kw_only=True)  # the pipelines and models a request may name (/v1/models)
     shadow: ShadowEvaluator | None = None  # pipelines' shadow evaluation of live traffic, if configured
+    audits: GateAuditor | None = None  # audits of pipelines' gate passes, if any gate has an audit_rate
 
 
 @asynccontextmanager
@@ -116,12 +119,13 @@ async def open_runtime(
             return "load" if lifecycle.chat_in_flight >= busy_at else None
 
         shadow = shadow_evaluator(config, chat_as, metrics, shadow_refusal)
+        audits = gate_auditor(config, chat_as, metrics, shadow_refusal)  # shed like shadow work
         chat = ChatService(
             Runner(backend, catalogue),
             catalogue,
             limits,
             schema_checks,
-            after_prepare=shadow.offer if shadow else None,
+            after_prepare=_offers([hook.offer for hook in (audits, shadow) if hook is not None]),
         )
         embeddings = EmbeddingsService(backend, catalogue, settings.retry_budget)
         store_limits = StoreLimits(
@@ -143,11 +147,26 @@ async def open_runtime(
                 lifecycle,
                 chat_as=chat_as,
                 shadow=shadow,
+                audits=audits,
                 responses=ResponsesService(chat, store, settings.hosted_tools),
                 catalogue=catalogue,
             )
         finally:
             schema_checks.close()
             await store.close()
-            if shadow is not None:  # before the upstream client closes under it
-                await shadow.close()
+            for background in (shadow, audits):  # before the upstream client closes under them
+                if background is not None:
+                    await background.close()
+
+
+def _offers(hooks: list[AfterPrepare]) -> AfterPrepare | None:
+    """Each hook told of a prepared run in turn, each given the run the one before returned."""
+    if not hooks:
+        return None
+
+    def offer(request: ChatCompletionRequest, run: ChatRun, after_response: AfterResponse) -> ChatRun:
+        for hook in hooks:
+            run = hook(request, run, after_response)
+        return run
+
+    return offer

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+
+import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 
@@ -17,3 +20,18 @@ class Scrape:
             for s in self.samples
             if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
         )
+
+
+def wait_for_metric(
+    url: str, name: str, at_least: float = 1, timeout_s: float = 10.0, **labels: str
+) -> Scrape:
+    """The gateway at `url`'s metrics once `name` (with `labels`) reaches `at_least`; AssertionError if it
+    does not within `timeout_s` (for what happens after a response, in the background)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        scraped = Scrape(httpx.get(f"{url}/metrics").text)
+        if scraped.value(name, **labels) >= at_least:
+            return scraped
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{name}{labels} stayed at {scraped.value(name, **labels)} < {at_least}")
+        time.sleep(0.05)

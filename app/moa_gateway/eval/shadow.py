@@ -10,7 +10,6 @@ Its calls count with role `shadow` (baseline) and `judge`; verdicts in `moa_eval
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 from collections.abc import Callable
@@ -18,12 +17,10 @@ from collections.abc import Callable
 from moa_gateway.config import GatewayConfig, ShadowConfig
 from moa_gateway.core.caller import ANONYMOUS
 from moa_gateway.core.failures import Failure
-from moa_gateway.core.tokens import message_text
-from moa_gateway.core.types import Message, MoaResult, Role
-from moa_gateway.eval.answers import AnswerError, ServiceAnswerer
-from moa_gateway.eval.judge import JudgePrompt, candidate_score, load_prompt
-from moa_gateway.eval.runner import judge_game
-from moa_gateway.eval.stats import pair_outcome
+from moa_gateway.core.types import MoaResult, Role
+from moa_gateway.eval.answers import ServiceAnswerer
+from moa_gateway.eval.background import Background, pair_verdict, question_of
+from moa_gateway.eval.judge import JudgePrompt, load_prompt
 from moa_gateway.service.chat import AfterResponse, ChatRun, ChatService
 from moa_gateway.telemetry.logs import fields_text
 from moa_gateway.telemetry.metrics import Metrics
@@ -47,59 +44,46 @@ class ShadowEvaluator:
         self._baseline_chat = chat_as("shadow")
         self._judge = ServiceAnswerer(chat_as("judge"))
         self._metrics = metrics
-        self._refusal = refusal
         self._prompt = prompt or load_prompt("pairwise")
         self._rng = rng or random.Random()
-        self._running: dict[str, int] = dict.fromkeys(shadows, 0)
-        self._tasks: set[asyncio.Task[None]] = set()
+        caps = {pid: shadow.max_concurrent for pid, shadow in shadows.items()}
+        self._work = Background(
+            caps, refusal, lambda p, reason: metrics.shadow_dropped.labels(p, reason).inc()
+        )
 
-    def offer(self, request: ChatCompletionRequest, run: ChatRun, after_response: AfterResponse) -> None:
+    def offer(self, request: ChatCompletionRequest, run: ChatRun, after_response: AfterResponse) -> ChatRun:
         """ChatService's `after_prepare` (live traffic only): sample the request, and if taken, put its
         evaluation on the request's `after_response`, which the HTTP edge starts once the response is sent.
-        Requests with their own topology are not the pipeline as configured."""
+        Requests with their own topology are not the pipeline as configured. The run is left as it is."""
         pipeline = run.plan.pipeline
         shadow = self._shadows.get(pipeline) if pipeline else None
         if shadow is None or pipeline is None:
-            return
+            return run
         if request.moa.layers is not None or request.moa.aggregator is not None:
-            return
+            return run
         if self._rng.random() >= shadow.sample_rate:
-            return
+            return run
         after_response.append(lambda result: self._start(pipeline, shadow, request, result))
+        return run
 
     async def close(self) -> None:
         """Cancel every shadow evaluation in progress (shutdown: they are dropped first)."""
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.wait(list(self._tasks))
+        await self._work.close()
 
     @property
     def running(self) -> int:
-        return len(self._tasks)
+        return self._work.running
 
     def _start(
         self, pipeline: str, shadow: ShadowConfig, request: ChatCompletionRequest, result: MoaResult
     ) -> None:
-        reason = self._refusal()
-        if reason is None and self._running[pipeline] >= shadow.max_concurrent:
-            reason = "capacity"
+        reason = self._work.refusal(pipeline)
         if reason is None and not result.text:
             return  # nothing to compare (a tool call): not a verdict, not a drop
         if reason is not None:
-            self._metrics.shadow_dropped.labels(pipeline, reason).inc()
+            self._work.drop(pipeline, reason)
             return
-        self._running[pipeline] += 1
-        task = asyncio.create_task(self._evaluate(pipeline, shadow, request, result.text))
-        self._tasks.add(task)
-
-        def finished(done: asyncio.Task[None]) -> None:
-            self._tasks.discard(done)
-            self._running[pipeline] -= 1
-            if done.cancelled():  # shutdown, whether it had started or not
-                self._metrics.shadow_dropped.labels(pipeline, "shutdown").inc()
-
-        task.add_done_callback(finished)
+        self._work.start(pipeline, lambda: self._evaluate(pipeline, shadow, request, result.text))
 
     async def _evaluate(
         self, pipeline: str, shadow: ShadowConfig, request: ChatCompletionRequest, answer: str
@@ -107,7 +91,7 @@ class ShadowEvaluator:
         try:
             verdict, baseline_cost, judge_cost = await self._verdict(shadow, request, answer)
         except _Dropped as dropped:
-            self._metrics.shadow_dropped.labels(pipeline, str(dropped)).inc()
+            self._work.drop(pipeline, str(dropped))
             return
         self._metrics.eval_verdicts.labels(pipeline, shadow.baseline, verdict).inc()
         fields = {
@@ -132,27 +116,13 @@ class ShadowEvaluator:
             baseline = await self._baseline_chat.complete(await self._baseline_chat.prepare(twin, ANONYMOUS))
         except Failure:
             return "error", 0.0, 0.0
-        if self._refusal() == "shutdown":  # draining: the judge's calls are not worth starting
+        if self._work.draining:  # draining: the judge's calls are not worth starting
             raise _Dropped("shutdown")
-        question = _question(request.message_dicts())
-        orders = [(answer, baseline.text), (baseline.text, answer)]
-        try:
-            games = await asyncio.gather(
-                *(
-                    judge_game(
-                        self._judge, shadow.judge, "pairwise", subject, self._prompt.messages(question, pair)
-                    )
-                    for subject, pair in zip(("candidate_a", "candidate_b"), orders, strict=True)
-                )
-            )
-        except AnswerError:
-            return "error", baseline.cost_usd, 0.0
-        judge_cost = sum(reply.cost_usd for game in games for reply in game.replies)
-        first, second = games
-        if first.label is None or second.label is None:
-            return "error", baseline.cost_usd, judge_cost
-        outcome, _ = pair_outcome(candidate_score(first.label, True), candidate_score(second.label, False))
-        return outcome, baseline.cost_usd, judge_cost
+        question = question_of(request.message_dicts())
+        verdict, judge_cost = await pair_verdict(
+            self._judge, shadow.judge, self._prompt, question, answer, baseline.text
+        )
+        return verdict, baseline.cost_usd, judge_cost
 
 
 class _Dropped(Exception):
@@ -168,11 +138,3 @@ def shadow_evaluator(
     """The evaluator of the config's pipelines that have `shadow`, or None if none has."""
     shadows = {pid: p.shadow for pid, p in config.pipelines.items() if p.shadow is not None}
     return ShadowEvaluator(shadows, chat_as, metrics, refusal) if shadows else None
-
-
-def _question(messages: list[Message]) -> str:
-    """What the judge is shown as the prompt: the user's message, or the conversation, role by role."""
-    turns = [m for m in messages if m.get("role") != "system"]
-    if len(turns) == 1:
-        return message_text(turns[0])
-    return "\n\n".join(f"[{m.get('role')}] {message_text(m)}" for m in turns)

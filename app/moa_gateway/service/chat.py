@@ -19,7 +19,7 @@ from moa_gateway.wire.requests import ChatCompletionRequest
 
 AfterResponse = list[Callable[[MoaResult], None]]
 """Work to start with a request's result once its response has been sent in full and succeeded (its
-shadow evaluation). The HTTP edge keeps the list on its request record and hands it to `prepare`; what
+shadow evaluation, its gate's audit). The HTTP edge keeps the list on its request record and hands it to `prepare`; what
 runs in-process (an eval, a script) passes none, so none is added."""
 
 
@@ -46,6 +46,11 @@ class ChatRun:
     caller: Caller = field(kw_only=True)  # who asked: what the run keeps for a user turn is theirs alone
 
 
+AfterPrepare = Callable[[ChatCompletionRequest, ChatRun, AfterResponse], ChatRun]
+"""Told of a prepared run of live traffic, with the request's after-response list: it may put work on
+the list, and returns the run to make (the same, or marked: a gate pass sampled for audit says so)."""
+
+
 class ChatService:
     def __init__(
         self,
@@ -53,13 +58,13 @@ class ChatService:
         catalogue: Catalogue,
         limits: ChatLimits,
         schema_checks: SchemaChecks,
-        after_prepare: Callable[[ChatCompletionRequest, ChatRun, AfterResponse], None] | None = None,
+        after_prepare: AfterPrepare | None = None,
     ) -> None:
         self._runner = runner
         self._catalogue = catalogue
         self._limits = limits
         self._schema_checks = schema_checks
-        # Told of every prepared run of live traffic: the shadow evaluation samples them.
+        # Told of every prepared run of live traffic: shadow evaluation and gate audits sample them.
         self._after_prepare = after_prepare
 
     async def prepare(
@@ -115,7 +120,7 @@ class ChatService:
             caller=caller,
         )
         if self._after_prepare is not None and after_response is not None:
-            self._after_prepare(request, run, after_response)
+            run = self._after_prepare(request, run, after_response)
         return run
 
     def events(self, run: ChatRun, *, proposer_deltas: bool = False) -> AsyncGenerator[Event, None]:

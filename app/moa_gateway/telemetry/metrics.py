@@ -118,7 +118,7 @@ class Metrics:
         self.calls_saved = Counter(
             "moa_calls_saved",
             "Upstream calls a pipeline names that were not made, by reason: early_exit (proposers "
-            "agreed), user_turn (the turn's proposals reused)",
+            "agreed), user_turn (the turn's proposals reused), gate (the gate model's answer stood)",
             ["pipeline", "reason"],
             registry=r,
         )
@@ -183,6 +183,26 @@ class Metrics:
         self.shadow_dropped = Counter(
             "moa_shadow_dropped",
             "Sampled requests whose shadow evaluation was dropped (capacity, load, shutdown)",
+            ["pipeline", "reason"],
+            registry=r,
+        )
+        self.gate_decisions = Counter(
+            "moa_gate_decisions",
+            "Requests to a pipeline with a gate, by decision: pass (the gate model's answer stood) or "
+            "escalate (it was unsure: the pipeline ran)",
+            ["pipeline", "decision"],
+            registry=r,
+        )
+        self.gate_audits = Counter(
+            "moa_gate_audits",
+            "Audited gate passes: the judge's verdict on the whole pipeline's answer against the gate's "
+            "(win, tie, loss, error)",
+            ["pipeline", "verdict"],
+            registry=r,
+        )
+        self.gate_audits_dropped = Counter(
+            "moa_gate_audits_dropped",
+            "Gate passes sampled for audit whose audit was dropped (capacity, load, shutdown)",
             ["pipeline", "reason"],
             registry=r,
         )

@@ -38,8 +38,11 @@ class PoolSize:
 def widest_fan_out(config: GatewayConfig, max_proposers: int) -> int:
     """Upstream calls one request may have in flight at once: its widest layer, whether a pipeline's or a
     request's own `moa.layers` (up to `max_proposers`). Layers, aggregators, fallbacks and retries run
-    one after another, so the widest layer bounds them all."""
+    one after another, so the widest layer bounds them all. A gate's samples are a layer too."""
     widths = [len(layer.proposers) for pipeline in config.pipelines.values() for layer in pipeline.layers]
+    widths += [
+        p.gate.samples for p in config.pipelines.values() if p.gate and p.gate.confidence == "agreement"
+    ]
     return max([1, max_proposers, *widths])
 
 
@@ -52,10 +55,14 @@ def pool_size(
     caps: dict[str, int],
 ) -> PoolSize:
     """The pool for a worker admitting `max_concurrent_requests`: `total` if set, else what they need
-    (plus shadow evaluations, which run outside admission, up to each pipeline's `max_concurrent`), with
+    (plus shadow evaluations and gate audits, which run outside admission, up to each pipeline's
+    `max_concurrent` and `audit_max_concurrent`), with
     `caps`, the providers' own caps on calls in flight (`providers.connection_caps`)."""
     fan_out = widest_fan_out(config, max_proposers)
     shadows = sum(p.shadow.max_concurrent for p in config.pipelines.values() if p.shadow is not None)
+    shadows += sum(
+        p.gate.audit_max_concurrent for p in config.pipelines.values() if p.gate and p.gate.audit_rate
+    )
     needed = (max_concurrent_requests + shadows) * fan_out
     if total is not None and total < needed:
         logger.warning(

@@ -63,6 +63,9 @@ class ChatMetricsMiddleware:
                 self.metrics.early_exits.labels(model, skipped.value).inc()
             if result.agreement is not None and result.pipeline is not None:
                 self.metrics.agreement.labels(result.pipeline).observe(result.agreement.score)
+            if result.gate is not None:
+                decision = "pass" if result.gate.passed else "escalate"
+                self.metrics.gate_decisions.labels(model, decision).inc()
             for reason, saved in result.calls_saved.items():
                 self.metrics.calls_saved.labels(model, reason.value).inc(saved)
             usage = result.usage
