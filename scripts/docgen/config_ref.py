@@ -136,7 +136,8 @@ def render() -> str:
             title += f" with `type: {section.kind}`"
         out.append(f"## {title}\n")
         doc = (section.model.__doc__ or "").strip()
-        if doc and section.model.__module__ == GatewayConfig.__module__ and section.path:
+        # the config's own classes (schema.py and its neighbours in moa_gateway.config), not pydantic's
+        if doc and section.model.__module__.startswith("moa_gateway.config.") and section.path:
             out.append(" ".join(doc.split()) + "\n")
         rows = [
             [

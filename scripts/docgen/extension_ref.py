@@ -2,7 +2,7 @@
 
 The request object is a pydantic model (`MoaOptions`), walked like the config. The response object is
 built by hand in `app/moa_gateway/wire/chat.py` (`moa_body`, `_call_body`, `early_exit_body`,
-`budget_body`, `agreement_body`, `rankings_body`), so its fields are declared in the tables below, and tests/unit/test_docs_reference.py
+`budget_body`, `agreement_body`, `rankings_body`, `gate_body`), so its fields are declared in the tables below, and tests/unit/test_docs_reference.py
 checks each table's keys against what those functions write for a result with every field set."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def _values(values: object) -> str:
 
 
 # Roles of the calls a client's run makes (in `moa.calls`).
-IN_A_RUN = ("proposer", "aggregator", "reviewer", "direct")
+IN_A_RUN = ("proposer", "aggregator", "reviewer", "gate", "direct")
 
 # (field, type, present, description): one row per key the wire writes.
 RESPONSE_FIELDS = [
@@ -100,6 +100,12 @@ RESPONSE_FIELDS = [
         "`aggregation: rank`, when the reviewers ranked",
         "The peer ranking: each proposal's Borda points and rank, and the rankings dropped (table below)",
     ),
+    (
+        "gate",
+        "object",
+        "on every run of a pipeline with a `gate`",
+        "What the gate decided: its answer stood, or the pipeline ran (table below)",
+    ),
 ]
 CALL_FIELDS = [
     (
@@ -107,14 +113,14 @@ CALL_FIELDS = [
         "integer",
         "always",
         "1.. for proposer layers; the number of layers + 1 for the final "
-        "phase; 0 for a model alias's direct call",
+        "phase; 0 for a model alias's direct call and a gate's calls",
     ),
     (
         "role",
         "string",
         "always",
         "`proposer`, `aggregator` (every call of the final phase), `reviewer` (a ranking for "
-        "`aggregation: rank`) or `direct`; the other roles ("
+        "`aggregation: rank`), `gate` (a pipeline's gate model, first) or `direct`; the other roles ("
         + _values(r for r in get_args(Role) if r not in IN_A_RUN)
         + ") label calls made outside a client's run, in the metrics and logs",
     ),
@@ -245,6 +251,30 @@ RANKINGS_FIELDS = [
     ),
     ("top_k", "integer", "always", "How many proposals the aggregator read (0 after a select)"),
 ]
+GATE_FIELDS = [
+    ("model", "string", "always", "The gate model (alias)"),
+    ("method", "string", "always", "How its confidence was found: `agreement` or `self_report`"),
+    (
+        "confidence",
+        "number",
+        "always",
+        "The share of its samples that agree, or the confidence it reported (0 when missing or malformed)",
+    ),
+    ("threshold", "number", "always", "The pipeline's `gate.threshold`"),
+    (
+        "passed",
+        "boolean",
+        "always",
+        "Its answer is the response (no proposer or aggregator called); false: the pipeline ran",
+    ),
+    (
+        "audited",
+        "boolean",
+        "always",
+        "A pass sampled by `gate.audit_rate`: the pipeline runs after the response and a judge compares",
+    ),
+    ("reason", "string", "always", "Why, in words, with the confidence against the threshold"),
+]
 TABLES = {
     "The response's `moa`": RESPONSE_FIELDS,
     "`moa.calls[i]`": CALL_FIELDS,
@@ -252,6 +282,7 @@ TABLES = {
     "`moa.budget`": BUDGET_FIELDS,
     "`moa.agreement`": AGREEMENT_FIELDS,
     "`moa.rankings`": RANKINGS_FIELDS,
+    "`moa.gate`": GATE_FIELDS,
 }
 
 

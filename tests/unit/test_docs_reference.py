@@ -25,6 +25,7 @@ from moa_gateway.core.reports import (
     Degraded,
     DroppedRanking,
     EarlyExitReport,
+    GateReport,
     RankedProposal,
     RankingReport,
     Skipped,
@@ -37,6 +38,7 @@ from moa_gateway.wire.chat import (
     budget_body,
     call_body,
     early_exit_body,
+    gate_body,
     moa_body,
     rankings_body,
 )
@@ -188,6 +190,7 @@ def full_result() -> MoaResult:
         rankings=RankingReport(
             [RankedProposal(0, "gamma", 2, 1)], 2, 1, [DroppedRanking("beta", "malformed ranking")]
         ),
+        gate=GateReport("alpha", "agreement", 0.5, 0.8, False, "1 of 2 samples agree (0.5 < 0.8)"),
     )
 
 
@@ -213,6 +216,7 @@ def test_the_response_tables_declare_exactly_what_the_wire_writes() -> None:
     assert set(budget_body(result.budget)) == declared("`moa.budget`")  # type: ignore[arg-type]
     assert set(agreement_body(result.agreement)) == declared("`moa.agreement`")  # type: ignore[arg-type]
     assert set(rankings_body(result.rankings)) == declared("`moa.rankings`")  # type: ignore[arg-type]
+    assert set(gate_body(result.gate)) == declared("`moa.gate`")  # type: ignore[arg-type]
     tables = sections("extension.md")
     for title in extension_ref.TABLES:
         assert declared(title) == tables[title.strip()], f"{title}: the page differs from the table"
