@@ -56,9 +56,10 @@ class Runner:
         gate, outcome = GateOutcome(), FinalOutcome()
         try:
             if plan.policy.gate is not None:  # one model first: its answer stands if it is confident
-                asked = ask_gate(walker, self._catalogue, plan.policy.gate, run, deadline, gate)
-                async for event in _drained(asked):
-                    yield event
+                phase = ask_gate(walker, self._catalogue, plan.policy.gate, run, deadline, gate)
+                async with contextlib.aclosing(phase):  # closed when the consumer stops early
+                    async for event in phase:
+                        yield event
                 if gate.passed:
                     for event in gate.answer_events(options.stream):
                         yield event
