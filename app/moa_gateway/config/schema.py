@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 from moa_gateway.config.gate import GateConfig
 from moa_gateway.core.final import AGGREGATIONS, FINALIZERS
-from moa_gateway.core.plan import Fanout
+from moa_gateway.core.plan import Fanout, Purpose
 from moa_gateway.core.prompts import DEFAULT_AGGREGATOR_PROMPT, Placement
 
 
@@ -109,6 +109,11 @@ class ModelConfig(_Strict):
     modalities: list[Literal["text", "image", "audio", "file"]] | None = Field(
         default=None,
         description="What the model reads; [text]: non-text content parts reach it as a short placeholder",
+    )
+    purpose: Purpose = Field(
+        default="chat",
+        description="What the model is for: chat, judge (of `moa-gateway eval` or a shadow evaluation) or "
+        "embeddings. Shown in /v1/models (`moa.purpose`); the playground offers chat models only",
     )
 
 

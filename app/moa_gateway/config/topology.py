@@ -26,6 +26,8 @@ def catalogue_of(config: GatewayConfig) -> Catalogue:
                 context_window=model.context_window,
                 input_usd_per_mtok=model.price.input_per_mtok if model.price else 0.0,
                 output_usd_per_mtok=model.price.output_per_mtok if model.price else 0.0,
+                cached_input_usd_per_mtok=model.price.cached_input_per_mtok if model.price else None,
+                purpose=model.purpose,
             )
             for alias, model in config.models.items()
         },

@@ -15,6 +15,9 @@ ToolsMode = Literal["advise", "bypass"]
 # `every_call`: the proposers answer on every call. `user_turn`: once per user turn, their answers kept
 # for the calls of an agent loop that only add assistant and tool messages (app/moa_gateway/core/fanout.py).
 Fanout = Literal["every_call", "user_turn"]
+# What a model alias is for: `chat` (offered wherever a model is picked), `judge` (the eval's or a shadow
+# evaluation's judge), `embeddings`. Descriptive: any alias still answers any endpoint it can.
+Purpose = Literal["chat", "judge", "embeddings"]
 
 
 def output_cap(params: dict[str, Any]) -> int | None:
@@ -34,6 +37,8 @@ class ModelEntry:
     context_window: int | None = None  # tokens the model reads at most (input and output)
     input_usd_per_mtok: float = 0.0  # for cost estimates before a call
     output_usd_per_mtok: float = 0.0
+    cached_input_usd_per_mtok: float | None = None  # prompt tokens read from the provider's cache
+    purpose: Purpose = "chat"
 
     def output_cap(self) -> int | None:
         """The output tokens its configured `params` allow, if they say."""
@@ -132,6 +137,17 @@ class Catalogue:
     def fallback_chain(self, alias: str, extra: list[str] | None = None) -> list[str]:
         """The model, then `extra`, then its own fallbacks, each once."""
         return list(dict.fromkeys([alias, *(extra or []), *self.models[alias].fallbacks]))
+
+    def on_path(self, pipeline_id: str) -> list[str]:
+        """Every model a pipeline's run may call with the conversation: each proposer and its fallbacks,
+        the aggregator chain, and the model escalated to when proposers disagree (each once)."""
+        pipeline = self.pipelines[pipeline_id]
+        aliases = [a for layer in pipeline.layers for p in layer.proposers for a in self.fallback_chain(p)]
+        aliases += self.fallback_chain(pipeline.aggregator, pipeline.aggregator_fallbacks)
+        early = pipeline.policy.early_exit
+        if early is not None and early.escalate_to is not None:
+            aliases += self.fallback_chain(early.escalate_to)
+        return list(dict.fromkeys(aliases))
 
 
 @dataclass(frozen=True)
