@@ -181,6 +181,7 @@ def test_a_stream_numbers_its_events_and_closes_each_item_before_the_next() -> N
         "output_tokens": 7,
         "output_tokens_details": {"reasoning_tokens": 2},
         "total_tokens": 12,
+        "cost": 0.0,
     }
 
 

@@ -28,7 +28,9 @@ class Completion:
     created: int = field(default_factory=lambda: int(time.time()))
 
 
-def usage_body(usage: Usage) -> dict[str, Any]:
+def usage_body(usage: Usage, cost_usd: float) -> dict[str, Any]:
+    """OpenAI's usage object, with `cost` in USD as OpenRouter adds it (the sum over every upstream call,
+    the same figure as `moa.cost_usd`), so clients and proxies that read it need no extension."""
     body: dict[str, Any] = {
         "prompt_tokens": usage.prompt_tokens,
         "completion_tokens": usage.completion_tokens,
@@ -38,6 +40,7 @@ def usage_body(usage: Usage) -> dict[str, Any]:
         body["prompt_tokens_details"] = {"cached_tokens": usage.cached_tokens}
     if usage.reasoning_tokens:
         body["completion_tokens_details"] = {"reasoning_tokens": usage.reasoning_tokens}
+    body["cost"] = round(cost_usd, 10)
     return body
 
 
@@ -216,7 +219,7 @@ def completion_body(completion: Completion, result: MoaResult, include_proposals
             }
             for index, choice in enumerate(result.answer.choices())
         ],
-        "usage": usage_body(result.usage),
+        "usage": usage_body(result.usage, result.cost_usd),
         # --- moa-gateway extension ---
         "moa": moa_body(result, include_proposals),
     }
@@ -251,7 +254,7 @@ def chunk_body(
 def usage_chunk_body(completion: Completion, result: MoaResult, include_proposals: bool) -> dict[str, Any]:
     return {
         **_chunk(completion, []),
-        "usage": usage_body(result.usage),
+        "usage": usage_body(result.usage, result.cost_usd),
         "moa": moa_body(result, include_proposals),
     }
 

@@ -161,7 +161,7 @@ def completion_body(completion: Completion, result: MoaResult, request: Completi
             }
             for index, choice in enumerate(result.answer.choices())
         ],
-        "usage": usage_body(result.usage),
+        "usage": usage_body(result.usage, result.cost_usd),
         # --- moa-gateway extension ---
         "moa": moa_body(result, request.moa.include_proposals),
     }
@@ -193,6 +193,6 @@ def usage_chunk_body(completion: Completion, result: MoaResult, include_proposal
         "created": completion.created,
         "model": completion.model,
         "choices": [],
-        "usage": usage_body(result.usage),
+        "usage": usage_body(result.usage, result.cost_usd),
         "moa": moa_body(result, include_proposals),
     }

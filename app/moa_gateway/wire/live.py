@@ -92,7 +92,7 @@ def event_body(event: Event) -> dict[str, Any] | None:
             "type": "run.finished",
             "answered_by": result.answered_by,
             "cost_usd": round(result.cost_usd, 10),
-            "usage": usage_body(result.usage),
+            "usage": usage_body(result.usage, result.cost_usd),
             "dropped": result.dropped,
         }
         if result.degraded is not None:

@@ -150,13 +150,15 @@ def output_items(answer: Answer, frame: ResponseFrame) -> list[OutputItem]:
     return items
 
 
-def usage_body(usage: Usage) -> dict[str, Any]:
+def usage_body(usage: Usage, cost_usd: float) -> dict[str, Any]:
+    """The Responses API's usage object, with `cost` in USD as OpenRouter adds it (= `moa.cost_usd`)."""
     return {
         "input_tokens": usage.prompt_tokens,
         "input_tokens_details": {"cached_tokens": usage.cached_tokens},
         "output_tokens": usage.completion_tokens,
         "output_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
         "total_tokens": usage.total_tokens,
+        "cost": round(cost_usd, 10),
     }
 
 
@@ -195,7 +197,7 @@ def response_body(
         reason = _INCOMPLETE_REASONS.get(result.answer.finish_reason)
         if reason is not None:
             body["incomplete_details"] = {"reason": reason}
-        body["usage"] = usage_body(result.usage)
+        body["usage"] = usage_body(result.usage, result.cost_usd)
         # --- moa-gateway extension ---
         body["moa"] = moa_body(result, frame.include_proposals)
         if frame.dropped_tools:  # said in the answer, as the client asked for tools it did not get

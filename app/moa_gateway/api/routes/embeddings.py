@@ -23,6 +23,8 @@ async def embeddings(request: Request) -> Response:
     record.model = runtime.embeddings.model_of(parsed)  # the label of this request's metrics
     payload, call = await runtime.embeddings.embed(parsed)
     payload["model"] = parsed.model  # the alias the client named, as chat completions answer
+    if isinstance(usage := payload.get("usage"), dict):  # the provider's, with our cost as OpenRouter's
+        usage["cost"] = round(call.cost_usd, 10)
     return Response(
         orjson.dumps(payload),
         media_type="application/json",
