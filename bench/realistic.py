@@ -121,7 +121,7 @@ def gateway(
 def worker_pids(url: str) -> set[str]:
     """Workers that have opened their app: each labels its circuit states with its pid."""
     text = httpx.get(f"{url}/metrics", timeout=10).text
-    return set(re.findall(r'^moa_circuit_state\{model="p1",pid="(\d+)"\}', text, re.MULTILINE))
+    return set(re.findall(r'^moa_circuit_state\{model="p1",pid="(\d+)",state="closed"\}', text, re.MULTILINE))
 
 
 def process_tree(pid: int) -> list[int]:
@@ -157,8 +157,8 @@ def in_flight_and_served(url: str) -> tuple[float, int]:
     """`moa_requests_in_flight` and the sum of `moa_requests_total`, from one scrape."""
     flying, served = 0.0, 0.0
     for line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines():
-        if line.startswith("moa_requests_in_flight "):
-            flying = float(line.split()[1])
+        if line.startswith("moa_requests_in_flight{"):  # one series per endpoint
+            flying += float(line.rsplit(" ", 1)[1])
         elif line.startswith("moa_requests_total{"):
             served += float(line.rsplit(" ", 1)[1])
     return flying, round(served)

@@ -26,7 +26,7 @@ from moa_gateway.service.roles import RoleTagged
 from moa_gateway.service.schema_check.checker import SchemaChecks
 from moa_gateway.settings import Settings
 from moa_gateway.telemetry.metrics import Metrics
-from moa_gateway.telemetry.observer import TelemetryObserver
+from moa_gateway.telemetry.observer import TelemetryObserver, gen_ai_targets
 from moa_gateway.upstream.backend import UpstreamBackend
 from moa_gateway.upstream.body import UpstreamLimits
 from moa_gateway.upstream.client import UpstreamClient, upstream_client
@@ -89,13 +89,16 @@ async def open_runtime(
         metrics,
     )
     async with aclosing(upstream_client(settings, pool.size.total)) as client:
+        endpoints = endpoints_of(config)
         observer: CallObserver = TelemetryObserver(
-            metrics, {alias: m.provider for alias, m in config.models.items()}
+            metrics,
+            {alias: m.provider for alias, m in config.models.items()},
+            gen_ai_targets(config, endpoints),
         )
         if tracing is not None:  # imported only when on: OpenTelemetry is an optional extra
             from moa_gateway.telemetry.trace_observer import TracingObserver, call_targets
 
-            observer = TracingObserver(observer, tracing, call_targets(config, endpoints_of(config)))
+            observer = TracingObserver(observer, tracing, call_targets(config, endpoints))
         backend = UpstreamBackend(config, client, observer, UpstreamLimits.from_settings(settings), pool)
         catalogue = catalogue_of(config)
         limits = ChatLimits(

@@ -148,7 +148,7 @@ def test_sigterm_lets_the_request_in_flight_finish_and_refuses_new_connections(t
             body = {"model": "slow", "messages": [{"role": "user", "content": "hi"}]}
             in_flight = pool.submit(httpx.post, f"{url}/v1/chat/completions", json=body, timeout=20)
             deadline = time.monotonic() + 10
-            while "moa_requests_in_flight 1.0" not in httpx.get(f"{url}/metrics").text:
+            while 'moa_requests_in_flight{endpoint="chat"} 1.0' not in httpx.get(f"{url}/metrics").text:
                 assert time.monotonic() < deadline, "the request never started"
                 time.sleep(0.02)
             process.send_signal(signal.SIGTERM)

@@ -89,18 +89,20 @@ def test_a_failing_proposer_trips_its_breaker_is_skipped_then_recovers(sim_serve
         failures = [ask(gateway, "moa").json() for _ in range(2)]
         skipped = ask(gateway, "moa").json()
         ready = httpx.get(f"{gateway.url}/readyz").json()
-        open_state = Scrape(httpx.get(f"{gateway.url}/metrics").text).value("moa_circuit_state", model="sick")
+        open_state = Scrape(httpx.get(f"{gateway.url}/metrics").text).value(
+            "moa_circuit_state", model="sick", state="open"
+        )
         time.sleep(0.6)  # the cool-down passes: one trial call is let through, and succeeds
         recovered = ask(gateway, "moa").json()
         closed_state = Scrape(httpx.get(f"{gateway.url}/metrics").text).value(
-            "moa_circuit_state", model="sick"
+            "moa_circuit_state", model="sick", state="closed"
         )
 
     assert all(body["moa"]["dropped"] == ["sick"] for body in failures)
     sick = [c for c in skipped["moa"]["calls"] if c["model"] == "sick"]
     assert [(c["status"], c["error_code"]) for c in sick] == [("skipped", "circuit_open")]
     assert ready["open_circuits"] == ["sick"] and open_state == 1
-    assert recovered["moa"]["dropped"] == [] and closed_state == 0
+    assert recovered["moa"]["dropped"] == [] and closed_state == 1
 
 
 def test_fallbacks_from_the_config_stand_in(sim_server: ServerThread) -> None:

@@ -7,12 +7,14 @@ import concurrent.futures
 import contextlib
 import json
 import os
+import platform
 import re
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from importlib.metadata import version
 from pathlib import Path
 
 import httpx
@@ -20,6 +22,7 @@ import pytest
 
 from moa_gateway.cli.supervisor import CRASH_LOOP_DEATHS
 from tests.e2e.test_cli_serve import free_port, wait_ready
+from tests.support.metrics import Scrape
 
 CONFIG = """
 providers:
@@ -114,7 +117,8 @@ def sample(text: str, name: str) -> float:
 
 def worker_pids(metrics: str) -> set[int]:
     """The workers /metrics reports, by the `pid` label each worker's circuit states carry."""
-    return {int(pid) for pid in re.findall(r'^moa_circuit_state\{model="a",pid="(\d+)"\}', metrics, re.M)}
+    pattern = r'^moa_circuit_state\{model="a",pid="(\d+)",state="closed"\}'
+    return {int(pid) for pid in re.findall(pattern, metrics, re.M)}
 
 
 def test_requests_spread_over_both_workers_and_metrics_count_them_all(gateway: Gateway) -> None:
@@ -127,9 +131,9 @@ def test_requests_spread_over_both_workers_and_metrics_count_them_all(gateway: G
     served_by = {e["pid"] for e in events if e.get("event") == "request"}
     assert len(served_by) == 2, "both workers served requests"
     for text in scrapes:
-        assert sample(text, 'moa_requests_total{model="duo",status="200"}') == REQUESTS
+        assert sample(text, 'moa_requests_total{endpoint="chat",model="duo",status="200"}') == REQUESTS
         assert sample(text, 'moa_upstream_request_duration_seconds_count{model="a",outcome="ok",provider="sim",role="proposer"}') == REQUESTS  # fmt: skip
-        assert sample(text, "moa_requests_in_flight") == 0
+        assert sample(text, 'moa_requests_in_flight{endpoint="chat"}') == 0
         assert worker_pids(text) == served_by, "circuit states are per worker, labelled by pid"
 
 
@@ -144,7 +148,9 @@ def test_sigterm_drains_every_worker_then_exits(gateway: Gateway) -> None:
     with concurrent.futures.ThreadPoolExecutor(6) as pool:
         slow = [pool.submit(admitted, gateway, "slow") for _ in range(6)]
         deadline = time.monotonic() + 5
-        while sample(gateway.metrics(), "moa_requests_in_flight") < 6:  # the sum over both workers
+        while (
+            sample(gateway.metrics(), 'moa_requests_in_flight{endpoint="chat"}') < 6
+        ):  # the sum over both workers
             assert time.monotonic() < deadline, "six requests in flight"
             time.sleep(0.05)
         gateway.process.send_signal(signal.SIGTERM)
@@ -176,6 +182,30 @@ def kill_and_wait_for_replacement(gateway: Gateway, victim: int) -> set[int]:
             return now
         assert time.monotonic() < deadline, f"a new worker replaces {victim}: {now}"
         time.sleep(0.2)
+
+
+def per_worker(metrics: str, name: str) -> dict[int, float]:
+    return {int(s.labels["pid"]): s.value for s in Scrape(metrics).samples if s.name == name}
+
+
+def test_process_metrics_are_each_live_workers_and_build_info_is_one_series(gateway: Gateway) -> None:
+    first = gateway.metrics()
+    pids = worker_pids(first)
+    victim = min(pids)
+    replaced = kill_and_wait_for_replacement(gateway, victim)
+    later = gateway.metrics()
+
+    assert len(pids) == 2
+    rss = per_worker(first, "process_resident_memory_bytes")
+    assert set(rss) == pids and all(value > 10_000_000 for value in rss.values()), "each worker's own"
+    assert set(per_worker(first, "process_cpu_seconds_total")) == pids
+    assert set(per_worker(later, "process_resident_memory_bytes")) == replaced, "the dead worker's are gone"
+    for text in (first, later):
+        samples = Scrape(text).samples
+        [python] = [s for s in samples if s.name == "python_info"]
+        [build] = [s for s in samples if s.name == "moa_build_info"]
+        assert python.labels["version"] == build.labels["python_version"] == platform.python_version()
+        assert build.labels["version"] == version("moa-gateway") and build.value == 1
 
 
 def test_a_worker_that_dies_is_replaced(gateway: Gateway) -> None:
@@ -221,10 +251,10 @@ def test_a_dead_workers_metric_files_are_folded_into_the_archive_and_its_totals_
     pids = {int(pid) for pid in re.findall(r"_(\d+)\.db$", "\n".join(files), re.MULTILINE)}
     assert pids <= live, f"the dead workers' files are gone: {sorted(files)}"
     assert {"counter_archive.db", "histogram_archive.db"} <= files
-    assert before['moa_requests_total{model="duo",status="200"}'] == REQUESTS
+    assert before['moa_requests_total{endpoint="chat",model="duo",status="200"}'] == REQUESTS
     for seen in [*after_one, *after_both]:
         assert seen == pytest.approx(before), "no total goes backwards when a worker dies"
-    assert later['moa_requests_total{model="duo",status="200"}'] == REQUESTS + 4
+    assert later['moa_requests_total{endpoint="chat",model="duo",status="200"}'] == REQUESTS + 4
 
 
 def test_workers_that_keep_dying_after_serving_are_restarted_with_backoff_then_stop_the_supervisor(

@@ -7,6 +7,7 @@ Labels come only from config names (model aliases, pipeline ids, provider names)
 from __future__ import annotations
 
 import os
+import platform
 from typing import Any
 
 from prometheus_client import (
@@ -19,7 +20,9 @@ from prometheus_client import (
 )
 
 from moa_gateway.core.types import Role, Usage
+from moa_gateway.telemetry.gen_ai_metrics import GenAIMetrics
 from moa_gateway.telemetry.multiprocess_metrics import render_group
+from moa_gateway.telemetry.process_metrics import package_version, register_process_collectors
 
 # OpenTelemetry GenAI semantic conventions: gen_ai.client.operation.duration (0.01 s doubling to 81.92 s)
 # and gen_ai.server.time_to_first_token.
@@ -35,6 +38,11 @@ CONNECTION_WAIT_BUCKETS = (0.0001, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 2.5,
 AGREEMENT_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 UNKNOWN_MODEL = "unknown"
+# The `endpoint` label of the request metrics: the model endpoints (every POST under /v1/), and `other`
+# for a POST to a /v1/ path that is none of them (a 404, counted all the same).
+ENDPOINTS = ("chat", "completions", "responses", "embeddings", "other")
+CIRCUIT_STATES = ("closed", "open", "half_open")
+_MODEL_ENDPOINTS = "chat completions, completions, responses and embeddings"
 
 disable_created_metrics()  # type: ignore[no-untyped-call]  # the `_created` series double every scrape for no use here
 
@@ -60,27 +68,42 @@ class Metrics:
         r = self.registry
         # Set by `serve --workers N` before prometheus_client is imported in a worker (app/moa_gateway/cli/workers.py).
         self._multiproc_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+        if self._multiproc_dir is None:  # else each worker's are read from /proc at the scrape
+            register_process_collectors(r)
+        # Gauge modes for `serve --workers N` (Prometheus multiprocess mode; ignored in one process).
+        self.build_info = Gauge(
+            "moa_build_info",
+            "Always 1: the moa-gateway version running and the Python version running it",
+            ["version", "python_version"],
+            registry=r,
+            multiprocess_mode="livemax",  # one series for the group; the workers run the same build
+        )
+        self.build_info.labels(package_version(), platform.python_version()).set(1)
         self.requests = Counter(
             "moa_requests",
-            "Chat completion requests, by model id and HTTP status",
-            ["model", "status"],
+            f"Requests to the model endpoints ({_MODEL_ENDPOINTS}), by endpoint, model id (pipeline "
+            "or alias) and HTTP status",
+            ["endpoint", "model", "status"],
             registry=r,
         )
         self.request_duration = Histogram(
             "moa_request_duration_seconds",
-            "Chat completion request duration, to the last byte",
-            ["model", "stream"],
+            f"Duration of requests to the model endpoints ({_MODEL_ENDPOINTS}) to the last byte, by "
+            "endpoint, model id and whether the answer was streamed",
+            ["endpoint", "model", "stream"],
             buckets=DURATION_BUCKETS,
             registry=r,
         )
-        # Gauge modes for `serve --workers N` (Prometheus multiprocess mode; ignored in one process):
-        # in flight is the sum over live workers.
+        # In flight is the sum over live workers.
         self.requests_in_flight = Gauge(
             "moa_requests_in_flight",
-            "Chat completion requests being served",
+            f"Requests to the model endpoints ({_MODEL_ENDPOINTS}) being served, by endpoint",
+            ["endpoint"],
             registry=r,
             multiprocess_mode="livesum",
         )
+        for endpoint in ENDPOINTS:  # a series at 0 from the start, so `sum()` is 0 before any request
+            self.requests_in_flight.labels(endpoint)
         self.response_ttft = Histogram(
             "moa_response_time_to_first_token_seconds",
             "Streamed responses: time from the request to the first chunk or event carrying answer content "
@@ -208,13 +231,14 @@ class Metrics:
         )
         self.circuit_state = Gauge(
             "moa_circuit_state",
-            "Circuit breaker per model: 0 closed, 1 open, 2 half-open",
-            ["model"],
+            "Circuit breaker per model: 1 for the state it is in (closed, open, half_open), 0 for the others",
+            ["model", "state"],
             registry=r,
-            # Each worker has its own breakers: one series per live worker (a `pid` label), since a max
-            # would rank half-open (2) above open (1) and hide that the other workers still call the model.
+            # Each worker has its own breakers: one series per live worker (a `pid` label), so a sum over
+            # `pid` says how many workers have the model's circuit in that state.
             multiprocess_mode="liveall",
         )
+        self.gen_ai = GenAIMetrics(r)
 
         self._upstream_duration = _Children(self.upstream_duration)
         self._upstream_ttft = _Children(self.upstream_ttft)
@@ -223,6 +247,12 @@ class Metrics:
         self._upstream_errors = _Children(self.upstream_errors)
         self._connections_in_use = _Children(self.upstream_connections_in_use)
         self._connection_wait = _Children(self.upstream_connection_wait)
+        self._circuit_state = _Children(self.circuit_state)
+
+    def circuit_changed(self, model: str, state: str) -> None:
+        """The model's circuit is now in `state`: its series says 1, the other states' 0."""
+        for each in CIRCUIT_STATES:
+            self._circuit_state(model, each).set(1 if each == state else 0)
 
     def render(self) -> bytes:
         """This process's metrics; under `serve --workers N`, the whole process group's, read from the

@@ -18,9 +18,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, PlatformCollector, generate_latest
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+
+from moa_gateway.telemetry.process_metrics import WorkerProcesses
 
 logger = logging.getLogger(__name__)
 
@@ -39,10 +41,13 @@ def _locked(directory: Path, *, exclusive: bool) -> Iterator[None]:
 
 
 def render_group(directory: str) -> bytes:
-    """Every process's metrics in `directory`, merged, in Prometheus' text format. Holds the lock for the
-    read: a fold waits for it (milliseconds), and it for a fold."""
+    """Every process's metrics in `directory`, merged, in Prometheus' text format, with `python_info`
+    and each live worker's `process_*` (process_metrics.py). Holds the lock for the read: a fold waits
+    for it (milliseconds), and it for a fold."""
     group = CollectorRegistry()
     MultiProcessCollector(group, path=directory)  # type: ignore[no-untyped-call]
+    PlatformCollector(registry=group)  # python_info: the same interpreter in every worker
+    group.register(WorkerProcesses(directory))  # each live worker's process_*, labelled pid
     with _locked(Path(directory), exclusive=False):
         return generate_latest(group)
 

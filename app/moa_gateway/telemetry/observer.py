@@ -1,4 +1,5 @@
-"""The core's CallObserver over Prometheus metrics and the `upstream_call` log line."""
+"""The core's CallObserver over Prometheus metrics (the `moa_upstream_*` ones and OpenTelemetry's GenAI
+histograms) and the `upstream_call` log line."""
 
 from __future__ import annotations
 
@@ -6,22 +7,40 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from moa_gateway.config import GatewayConfig
 from moa_gateway.core.failures import Failure, FailureKind
-from moa_gateway.core.ports import TraceContext
+from moa_gateway.core.ports import ProviderEndpoint, TraceContext
 from moa_gateway.core.types import Answer, CallSpec
+from moa_gateway.telemetry.gen_ai_metrics import GenAITarget
 from moa_gateway.telemetry.logs import fields_text
 from moa_gateway.telemetry.metrics import Metrics
 
 logger = logging.getLogger(__name__)
-_CIRCUIT_VALUE = {"closed": 0, "open": 1, "half_open": 2}
+
+
+def gen_ai_targets(
+    config: GatewayConfig, endpoints: Mapping[str, ProviderEndpoint]
+) -> dict[str, GenAITarget]:
+    """Each model alias as the GenAI conventions name it: its provider kind's name, its upstream id."""
+    return {
+        alias: GenAITarget(endpoints[model.provider].system, config.upstream_name(alias))
+        for alias, model in config.models.items()
+    }
 
 
 class TelemetryObserver:
-    def __init__(self, metrics: Metrics, provider_of: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        metrics: Metrics,
+        provider_of: Mapping[str, str],
+        gen_ai: Mapping[str, GenAITarget] | None = None,
+    ) -> None:
         self._metrics = metrics
         self._provider_of = provider_of  # model alias -> provider name
+        # model alias -> its GenAI labels; by default the provider's config name and the alias
+        self._gen_ai = gen_ai or {alias: GenAITarget(p, alias) for alias, p in provider_of.items()}
         for model in provider_of:
-            metrics.circuit_state.labels(model).set(0)
+            metrics.circuit_changed(model, "closed")
 
     def call_started(self, spec: CallSpec) -> TraceContext:
         return {}  # metrics and the log line are written at the call's end; no span to continue
@@ -68,7 +87,7 @@ class TelemetryObserver:
         )
 
     def circuit_changed(self, model: str, state: str) -> None:
-        self._metrics.circuit_state.labels(model).set(_CIRCUIT_VALUE[state])
+        self._metrics.circuit_changed(model, state)
 
     def _record(self, spec: CallSpec, outcome: str, duration_s: float, **details: Any) -> None:
         self._metrics.upstream_call(
@@ -78,6 +97,15 @@ class TelemetryObserver:
             outcome=outcome,
             duration_s=duration_s,
             **details,
+        )
+        # error.type: the failure kind, `cancelled` for a call given up on, empty when it succeeded
+        error_type = details.get("error_kind") or ("cancelled" if outcome == "cancelled" else "")
+        self._metrics.gen_ai.call(
+            "embeddings" if spec.role == "embedding" else "chat",
+            self._gen_ai[spec.model],
+            duration_s,
+            details.get("usage"),
+            error_type,
         )
 
     def _log(self, level: int, spec: CallSpec, outcome: str, duration_s: float, **extra: Any) -> None:

@@ -409,7 +409,9 @@ def test_unencodable_streamed_requests_are_400s_and_do_not_open_a_circuit(
 
     assert httpx.get(f"{gateway.url}/readyz", timeout=5).json()["open_circuits"] == []
     metrics = scrape(gateway)
-    assert all(metrics.value("moa_circuit_state", model=m) == 0 for m in ["alpha", "beta", "omega"])
+    assert all(
+        metrics.value("moa_circuit_state", model=m, state="closed") == 1 for m in ["alpha", "beta", "omega"]
+    )
     assert post(gateway, "healthy", stream=True).status_code == 200
 
 
@@ -420,7 +422,9 @@ def test_the_half_open_trial_survives_an_unencodable_request(
     upstream.scripts["flaky"] = body(b"<html>oops</html>", content_type="text/html")
     first = post(gateway, "p-flaky")
     assert first.json()["moa"]["dropped"] == ["flaky"]
-    assert scrape(gateway).value("moa_circuit_state", model="flaky") == 1, "open after one failure"
+    assert scrape(gateway).value("moa_circuit_state", model="flaky", state="open") == 1, (
+        "open after one failure"
+    )
     upstream.scripts["flaky"] = json_body(completion("recovered"))
     time.sleep(0.35)  # the cool-down: the next call is the one trial
 
@@ -430,4 +434,4 @@ def test_the_half_open_trial_survives_an_unencodable_request(
     response = post(gateway, "p-flaky")
     (call,) = [c for c in response.json()["moa"]["calls"] if c["model"] == "flaky"]
     assert call["status"] == "ok", "the trial was not taken by the refused request"
-    assert scrape(gateway).value("moa_circuit_state", model="flaky") == 0
+    assert scrape(gateway).value("moa_circuit_state", model="flaky", state="closed") == 1

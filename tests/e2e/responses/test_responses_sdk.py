@@ -326,7 +326,7 @@ def test_a_failure_after_the_first_event_is_response_failed(client: openai.OpenA
 def test_the_request_metrics_count_responses(client: openai.OpenAI, gateway: Gateway) -> None:
     client.responses.create(model="moa-1", input="count me")
     metrics = httpx.get(f"{gateway.url}/metrics").text
-    assert 'moa_requests_total{model="moa-1",status="200"}' in metrics
+    assert 'moa_requests_total{endpoint="responses",model="moa-1",status="200"}' in metrics
 
 
 def test_the_sdk_stream_helper_and_parse_accept_the_events_and_the_schema_output(

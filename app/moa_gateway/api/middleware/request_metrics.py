@@ -1,5 +1,5 @@
 """Counts, times and logs each request to a guarded endpoint (every POST under /v1/: chat completions,
-responses, completions, embeddings) to its last byte, streams included."""
+responses, completions, embeddings) to its last byte, streams included, labelled by endpoint."""
 
 from __future__ import annotations
 
@@ -17,6 +17,14 @@ from moa_gateway.telemetry.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
+# The `endpoint` label, by path (metrics.ENDPOINTS); any other guarded path is `other`.
+ENDPOINT_OF_PATH = {
+    "/v1/chat/completions": "chat",
+    "/v1/completions": "completions",
+    "/v1/responses": "responses",
+    "/v1/embeddings": "embeddings",
+}
+
 
 class ChatMetricsMiddleware:
     """Records what the route and the guards left in the request's record (model, stream, result, and
@@ -33,21 +41,25 @@ class ChatMetricsMiddleware:
             return
         record = record_of(scope)
         sent = StatusNoted(send)
+        endpoint = ENDPOINT_OF_PATH.get(scope["path"], "other")
+        in_flight = self.metrics.requests_in_flight.labels(endpoint)
 
-        self.metrics.requests_in_flight.inc()
+        in_flight.inc()
         try:
             await self.app(scope, receive, sent)
         finally:
-            self.metrics.requests_in_flight.dec()
-            self._record(record, record.status or sent.code, time.perf_counter() - record.started)
+            in_flight.dec()
+            self._record(endpoint, record, record.status or sent.code, time.perf_counter() - record.started)
 
-    def _record(self, record: RequestRecord, status: int, duration_s: float) -> None:
+    def _record(self, endpoint: str, record: RequestRecord, status: int, duration_s: float) -> None:
         model = record.model
-        self.metrics.requests.labels(model, str(status)).inc()
-        self.metrics.request_duration.labels(model, "true" if record.stream else "false").observe(duration_s)
+        self.metrics.requests.labels(endpoint, model, str(status)).inc()
+        stream = "true" if record.stream else "false"
+        self.metrics.request_duration.labels(endpoint, model, stream).observe(duration_s)
         result = record.result
         fields: dict[str, Any] = {
             "event": "request",
+            "endpoint": endpoint,
             "model": model,
             "stream": record.stream,
             "status": status,
