@@ -22,6 +22,7 @@ from moa_gateway.api.middleware.tracing import TracingMiddleware
 from moa_gateway.api.routes import (
     chat,
     completions,
+    docs,
     embeddings,
     health,
     models,
@@ -63,7 +64,8 @@ def create_app(
             if tracing is not None:
                 tracing.close()  # the spans still batched go out
 
-    app = FastAPI(title="moa-gateway", version="0.1.0", lifespan=lifespan)
+    # /docs and /redoc are the gateway's own (api/routes/docs.py): FastAPI's load their assets from a CDN.
+    app = FastAPI(title="moa-gateway", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.lifecycle = lifecycle  # the CLI's server marks it draining on SIGTERM
     # Added innermost first; the request id is outermost so every log line carries it.
     # Every POST under /v1/ is guarded (a rule, so a new route cannot be missed): admission (drain, body
@@ -83,6 +85,7 @@ def create_app(
     app.add_middleware(ErrorBoundaryMiddleware)
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
-    for module in (chat, responses, completions, embeddings, models, health, prometheus, playground):
+    docs.use_component_schemas(app)
+    for module in (chat, responses, completions, embeddings, models, health, prometheus, playground, docs):
         app.include_router(module.router)
     return app
