@@ -127,7 +127,7 @@ def test_check_config_accepts_the_demo_config_with_no_keys() -> None:
     result = run_cli("check-config", str(ROOT / "config" / "moa.yaml"))
 
     assert result.returncode == 0, result.stderr
-    assert "ok (1 providers, 5 models, 2 pipelines: moa, moa-lite)" in result.stdout
+    assert "ok (1 provider, 5 models, 2 pipelines: moa, moa-lite)" in result.stdout
 
 
 SHIPPED = sorted(p for p in (ROOT / "config").rglob("*.yaml") if p.name != "moa.yaml")

@@ -34,16 +34,30 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("path")
     check.set_defaults(run=check_config.run)
 
-    simulating = commands.add_parser("simulate", help="serve simulated OpenAI-compatible models")
-    simulating.add_argument("--host", default="127.0.0.1")
-    simulating.add_argument("--port", type=int, default=9000)
+    simulating = commands.add_parser(
+        "simulate",
+        help="serve simulated OpenAI-compatible models",
+        description="Serve the simulator's OpenAI-compatible API (/v1/chat/completions, /v1/embeddings, "
+        "/v1/models) over HTTP; one log line per request.",
+    )
+    simulating.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    simulating.add_argument("--port", type=int, default=9000, help="port (default: 9000)")
     simulating.add_argument("--ttft-ms", type=float, default=150.0, help="time to first token")
     simulating.add_argument("--tokens-per-s", type=float, default=200.0, help="token rate (0: instant)")
     simulating.add_argument("--api-key", help="require this bearer key")
-    simulating.add_argument("--log-level", default="warning")
+    simulating.add_argument(
+        "--log-level", default="info", help="info: a line per request (default); warning: errors only"
+    )
     simulating.set_defaults(run=simulate.run)
 
-    hashing = commands.add_parser("hash-key", help="print the SHA-256 of a gateway key read from stdin")
+    hashing = commands.add_parser(
+        "hash-key",
+        help="print the SHA-256 of a gateway key read from stdin",
+        description="Print the hex SHA-256 of a gateway key, for auth.api_key_sha256 in the config. The "
+        "key is read from stdin (its first line, surrounding spaces dropped), so it stays out of the shell "
+        "history and the process list; on a terminal it is prompted for without echo.",
+        epilog='example: printf %s "$GATEWAY_KEY" | moa-gateway hash-key',
+    )
     hashing.set_defaults(run=hash_key.run)
 
     eval_command.add_parser(commands)

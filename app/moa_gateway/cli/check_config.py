@@ -15,8 +15,18 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"moa-gateway: {exc}", file=sys.stderr)
         return 2
-    print(
-        f"{args.path}: ok ({len(config.providers)} providers, {len(config.models)} models, "
-        f"{len(config.pipelines)} pipelines: {', '.join(config.pipelines) or 'none'})"
+    counts = ", ".join(
+        _count(len(items), noun)
+        for items, noun in (
+            (config.providers, "provider"),
+            (config.models, "model"),
+            (config.pipelines, "pipeline"),
+        )
     )
+    print(f"{args.path}: ok ({counts}: {', '.join(config.pipelines) or 'none'})")
     return 0
+
+
+def _count(n: int, noun: str) -> str:
+    """`1 model`, `2 models`, `0 pipelines`."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

@@ -15,6 +15,9 @@ def run(args: argparse.Namespace) -> int:
 
     configure_logging(args.log_level)
     app = create_sim_app(SimProfile(args.ttft_ms, args.tokens_per_s), api_key=args.api_key)
+    # Where to point a provider's base_url, on stdout whatever the log level.
+    key = "a bearer key (--api-key)" if args.api_key else "no key"
+    print(f"moa-gateway simulate: serving on http://{args.host}:{args.port}/v1 ({key})", flush=True)
     uvicorn.run(
         app, host=args.host, port=args.port, log_level=args.log_level, log_config=None, access_log=False
     )

@@ -14,6 +14,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from moa_gateway.sim import core
 from moa_gateway.sim.prefix_cache import PrefixCache
+from moa_gateway.sim.request_log import RequestLog
 from moa_gateway.wire import sse
 from moa_gateway.wire.errors import error_body
 
@@ -26,6 +27,7 @@ def create_sim_app(defaults: core.SimProfile | None = None, api_key: str | None 
     faults = core.FaultCounter()
     cache = PrefixCache()  # usage.prompt_tokens_details.cached_tokens, as a provider's prompt cache
     app = FastAPI(title="moa-gateway simulator")
+    app.add_middleware(RequestLog)
     started = int(time.time())
 
     @app.post("/v1/chat/completions")
