@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -12,6 +13,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 from pydantic import SecretStr
 
+from moa_gateway.config import load_config
 from moa_gateway.main import create_app
 from moa_gateway.settings import Settings
 from tests.support.browser import chromium
@@ -203,3 +205,18 @@ def test_with_gateway_keys_the_page_asks_for_one_and_keeps_it_in_the_tab_only(
         assert page.evaluate("localStorage.length") == 0
         assert page.context.cookies() == []
         context.close()
+
+
+def test_the_model_picker_offers_no_judge_of_the_demo_config(browser: Browser) -> None:
+    config = load_config(Path(__file__).resolve().parents[2] / "config" / "moa.yaml")
+    with ServerThread(create_app(Settings(), config)) as server:
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(f"{server.url}/playground")
+        expect(page.locator("#model option")).not_to_have_count(0)
+        offered = [o.get_attribute("value") for o in page.locator("#model option").all()]
+        compared = [o.get_attribute("value") for o in page.locator("#model2 option").all()]
+        context.close()
+
+    assert offered == ["moa", "moa-lite", "sim-alpha", "sim-beta", "sim-gamma", "sim-omega"]
+    assert compared == offered
