@@ -15,9 +15,11 @@ USAGE_NOTES = {
     "check-config": "Exits 0 when the file is valid, 2 with a message naming the file and the field "
     "when it is not.",
     "simulate": "A standalone OpenAI-compatible server of the [simulator](simulator.md)'s models; point "
-    "a `type: openai` provider at `http://127.0.0.1:9000/v1`.",
-    "hash-key": "Reads a key on stdin (`echo -n KEY | moa-gateway hash-key`, or `moa-gateway hash-key < "
-    "key.txt`) and prints the digest for `auth.api_key_sha256`.",
+    "a `type: openai` provider at the URL it prints (`serving on http://127.0.0.1:9000/v1`). It logs one "
+    "line per request (method, path, status, time) at `--log-level info`.",
+    "hash-key": 'Reads the key from stdin, its first line (`printf %s "$GATEWAY_KEY" | moa-gateway '
+    "hash-key`, or `moa-gateway hash-key < key.txt`; on a terminal it is prompted for without echo), so it "
+    "stays out of the shell history, and prints the digest for `auth.api_key_sha256`.",
     "eval": "See [Evaluation](../guides/evaluation.md) for the report and how to read it.",
 }
 

@@ -28,7 +28,11 @@ def _of(collector: Collector) -> list[Family]:
     if isinstance(collector, MetricWrapperBase):  # ours: labels and buckets are declared, not sampled
         kind = collector._type or ""
         mode = getattr(collector, "_multiprocess_mode", "")
-        workers = {"livesum": "summed over live workers", "liveall": "one series per live worker (`pid`)"}
+        workers = {
+            "livesum": "summed over live workers",
+            "liveall": "one series per live worker (`pid`)",
+            "livemax": "the highest over live workers",
+        }
         bounds = tuple(b for b in getattr(collector, "_upper_bounds", ()) if b != float("inf"))
         return [
             Family(
@@ -44,7 +48,9 @@ def _of(collector: Collector) -> list[Family]:
     for family in collector.collect():  # a library collector (process, platform): labels from samples
         labels = sorted({k for s in family.samples for k in s.labels if k not in ("le", "quantile")})
         name = family.name + SERIES_SUFFIX.get(family.type, "")
-        found.append(Family(name, family.type, tuple(labels), family.documentation, "per process", ()))
+        # process_* of each live worker, labelled pid (process_metrics.WorkerProcesses); python_info once
+        mode = "one series per live worker (`pid`)" if name.startswith("process_") else "one series"
+        found.append(Family(name, family.type, tuple(labels), family.documentation, mode, ()))
     return found
 
 
@@ -55,7 +61,7 @@ def families() -> list[Family]:
 
 
 def _buckets(values: tuple[float, ...]) -> str:
-    return ", ".join(f"{v:g}" for v in values)
+    return ", ".join(str(int(v)) if v.is_integer() else f"{v:g}" for v in values)
 
 
 def render() -> str:

@@ -80,8 +80,5 @@ FIELD_EXAMPLES: dict[str, Any] = {
 # CLI arguments without `help=`, keyed "command argument".
 CLI_NOTES: dict[str, str] = {
     "check-config path": "the config file to validate",
-    "simulate --host": "address to listen on",
-    "simulate --port": "port to listen on",
-    "simulate --log-level": "the simulator server's log level",
     "eval --mode": "pairwise (both answers, twice, positions swapped) or single (each rated 1-10)",
 }
