@@ -188,8 +188,18 @@ def per_worker(metrics: str, name: str) -> dict[int, float]:
     return {int(s.labels["pid"]): s.value for s in Scrape(metrics).samples if s.name == name}
 
 
+def metrics_of_both_workers(gateway: Gateway) -> str:
+    """/metrics once both workers report: /readyz answers as soon as one is up, and on a loaded machine
+    the second may start a few seconds later."""
+    deadline = time.monotonic() + 30
+    while len(worker_pids(text := gateway.metrics())) < 2:
+        assert time.monotonic() < deadline, "both workers start"
+        time.sleep(0.2)
+    return text
+
+
 def test_process_metrics_are_each_live_workers_and_build_info_is_one_series(gateway: Gateway) -> None:
-    first = gateway.metrics()
+    first = metrics_of_both_workers(gateway)
     pids = worker_pids(first)
     victim = min(pids)
     replaced = kill_and_wait_for_replacement(gateway, victim)
