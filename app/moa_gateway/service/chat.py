@@ -67,6 +67,16 @@ class ChatService:
         # Told of every prepared run of live traffic: shadow evaluation and gate audits sample them.
         self._after_prepare = after_prepare
 
+    def check_tool_count(self, count: int) -> None:
+        """At most MOA_MAX_TOOLS tools; else a 400 naming `tools`. Checked before any work that grows
+        with the tools (another API's translation too), so thousands of them cannot hold the worker."""
+        if count > self._limits.max_tools:
+            raise Failure(
+                FailureKind.INVALID_REQUEST,
+                f"tools: at most {self._limits.max_tools} tools (MOA_MAX_TOOLS)",
+                param="tools",
+            )
+
     async def prepare(
         self, request: ChatCompletionRequest, caller: Caller, after_response: AfterResponse | None = None
     ) -> ChatRun:
@@ -78,12 +88,7 @@ class ChatService:
                 f"messages: at most {self._limits.max_messages} messages",
                 param="messages",
             )
-        if request.tools and len(request.tools) > self._limits.max_tools:
-            raise Failure(
-                FailureKind.INVALID_REQUEST,
-                f"tools: at most {self._limits.max_tools} tools (MOA_MAX_TOOLS)",
-                param="tools",
-            )
+        self.check_tool_count(len(request.tools or ()))
         options = request.moa
         if options.stream_events and not request.stream:
             raise Failure(

@@ -52,6 +52,7 @@ class ResponsesService:
     ) -> ResponsesRun:
         """Raises Failure: 400 for a bad request, 404 for an unknown model or a previous response that
         `caller` did not store. `after_response` as for ChatService.prepare."""
+        self._chat.check_tool_count(len(request.tools or ()))  # before translating them
         history: list[Message] = []
         if request.previous_response_id is not None:
             previous = await self._store.get(caller, request.previous_response_id)
