@@ -45,6 +45,13 @@ $(REDIS_SERVER):
 	$(SUDO) apt-get update -qq
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server
 
+# The gateway is tested behind a real nginx (Debian's; tests/e2e/edge/test_nginx.py), which the tests
+# start themselves in the foreground on a free port; installed from Debian when missing.
+NGINX := /usr/sbin/nginx
+$(NGINX):
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx
+
 # The client suites (tests/e2e/clients) drive real clients: LlamaIndex from its own venv (its OpenAI LLM
 # pins openai<3, the dev extras need openai>=3), the AI SDK and Codex from npm (package-lock.json).
 CLIENTS := tests/e2e/clients
@@ -58,7 +65,7 @@ $(CLIENTS)/node_modules/.package-lock.json: $(CLIENTS)/package-lock.json
 
 clients: $(CLIENTS)/.venv/.installed $(CLIENTS)/node_modules/.package-lock.json
 
-test: lint $(CHROMIUM) $(REDIS_SERVER) clients
+test: lint $(CHROMIUM) $(REDIS_SERVER) $(NGINX) clients
 	$(BIN)/pytest
 
 # The docs site (mkdocs.yml, pages under docs/): the generated reference pages must be current
