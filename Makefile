@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # `make run` serves CONFIG, else what MOA_CONFIG names, else the demo config shipped in the package.
 CONFIG ?=
 
-.PHONY: run test lint docs bench clean clients
+.PHONY: run test lint docs bench clean clients edge test-edge
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -65,7 +65,17 @@ $(CLIENTS)/node_modules/.package-lock.json: $(CLIENTS)/package-lock.json
 
 clients: $(CLIENTS)/.venv/.installed $(CLIENTS)/node_modules/.package-lock.json
 
-test: lint $(CHROMIUM) $(REDIS_SERVER) $(NGINX) clients
+# The gateway is tested behind the LiteLLM proxy (tests/e2e/edge/test_litellm.py), from a venv of its own:
+# its proxy extras pin a web stack of their own. About 750 MB, installed once.
+EDGE := tests/e2e/edge
+$(EDGE)/.litellm-venv/.installed: $(EDGE)/litellm-requirements.txt
+	$(PYTHON) -m venv $(EDGE)/.litellm-venv
+	$(EDGE)/.litellm-venv/bin/pip install --quiet -r $<
+	touch $@
+
+edge: $(EDGE)/.litellm-venv/.installed
+
+test: lint $(CHROMIUM) $(REDIS_SERVER) $(NGINX) clients edge
 	$(BIN)/pytest
 
 # The docs site (mkdocs.yml, pages under docs/): the generated reference pages must be current
@@ -84,4 +94,4 @@ bench: $(VENV)/.installed
 	$(BIN)/python -m bench.run
 
 clean:
-	rm -rf $(VENV) site $(CLIENTS)/.venv $(CLIENTS)/node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis .import_linter_cache
+	rm -rf $(VENV) site $(CLIENTS)/.venv $(CLIENTS)/node_modules $(EDGE)/.litellm-venv .pytest_cache .mypy_cache .ruff_cache .hypothesis .import_linter_cache
