@@ -1,12 +1,15 @@
 """The gateway behind the LiteLLM proxy, run with deploy/litellm/config.yaml, through the openai SDK: the
-pipelines are LiteLLM models, and chat and streams work through it."""
+pipelines are LiteLLM models, chat and streams work through it, and the cost of each run, as the gateway
+reports it, is what LiteLLM books as the request's spend."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 import pytest
 import yaml
@@ -16,6 +19,7 @@ from moa_gateway.config import parse_config
 from moa_gateway.main import create_app
 from moa_gateway.settings import Settings
 from tests.e2e.edge.litellm_proxy import MASTER_KEY, LiteLLMProxy
+from tests.support.metrics import Scrape
 from tests.support.servers import ServerThread
 
 DEMO_CONFIG = Path(__file__).parents[3] / "config" / "moa.yaml"
@@ -53,6 +57,25 @@ def client(litellm: LiteLLMProxy) -> Iterator[openai.OpenAI]:
         yield sdk
 
 
+def gateway_cost(gateway: ServerThread) -> float:
+    """What the gateway's upstream calls have cost so far (USD)."""
+    return Scrape(httpx.get(f"{gateway.url}/metrics").text).value("moa_upstream_cost_usd_total")
+
+
+def litellm_spend(litellm: LiteLLMProxy, model: str) -> float:
+    """LiteLLM's spend on `model` so far (USD), from its Prometheus callback."""
+    return Scrape(litellm.metrics()).value("litellm_spend_metric_total", requested_model=model)
+
+
+def wait_for_spend(litellm: LiteLLMProxy, model: str, before: float) -> float:
+    """LiteLLM books spend after the response: its new total, once it moved."""
+    deadline = time.monotonic() + 10
+    while (spend := litellm_spend(litellm, model)) == before:
+        assert time.monotonic() < deadline, f"LiteLLM booked no spend on {model}"
+        time.sleep(0.05)
+    return spend
+
+
 def test_the_pipelines_are_litellm_models(client: openai.OpenAI) -> None:
     demo_pipelines = set(yaml.safe_load(DEMO_CONFIG.read_text())["pipelines"])
     assert {model.id for model in client.models.list()} == demo_pipelines == {"moa", "moa-lite"}
@@ -70,3 +93,27 @@ def test_chat_and_streams_work_through_litellm(client: openai.OpenAI) -> None:
                 finish = chunk.choices[0].finish_reason or finish
     assert len([d for d in deltas if d]) > 1 and finish == "stop"
     assert "Synthesis of 3 responses" in "".join(deltas)  # the aggregator's answer, as the gateway sent it
+
+
+def test_a_json_answers_cost_is_litellms_spend(
+    client: openai.OpenAI, litellm: LiteLLMProxy, gateway: ServerThread
+) -> None:
+    spent, cost = litellm_spend(litellm, "moa"), gateway_cost(gateway)
+    response = client.chat.completions.with_raw_response.create(model="moa", messages=ASK)
+    run_cost = gateway_cost(gateway) - cost
+    assert run_cost > 0
+    # LiteLLM forwards the gateway's headers with an `llm_provider-` prefix, and says what it booked.
+    assert float(response.headers["llm_provider-x-moa-cost-usd"]) == pytest.approx(run_cost)
+    assert float(response.headers["x-litellm-response-cost"]) == pytest.approx(run_cost)
+    assert wait_for_spend(litellm, "moa", spent) - spent == pytest.approx(run_cost)
+
+
+def test_a_streams_cost_is_litellms_spend(
+    client: openai.OpenAI, litellm: LiteLLMProxy, gateway: ServerThread
+) -> None:
+    spent, cost = litellm_spend(litellm, "moa-lite"), gateway_cost(gateway)
+    with client.chat.completions.create(model="moa-lite", messages=ASK, stream=True) as stream:
+        assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    run_cost = gateway_cost(gateway) - cost
+    assert run_cost > 0
+    assert wait_for_spend(litellm, "moa-lite", spent) - spent == pytest.approx(run_cost)
