@@ -157,3 +157,10 @@ def test_a_body_up_to_the_gateways_limit_reaches_it(client: openai.OpenAI) -> No
     big: list[Any] = [{"role": "user", "content": "word " * 600_000}]
     completion = client.chat.completions.create(model="moa", messages=big)
     assert completion.choices[0].message.content
+
+
+def test_metrics_stay_off_the_public_site(nginx: Nginx, gateway: ServerThread) -> None:
+    """/metrics needs no key, so the site does not serve it; Prometheus scrapes the gateway itself."""
+    assert httpx.get(f"{gateway.url}/metrics").status_code == 200
+    hidden = httpx.get(f"{nginx.url}/metrics")
+    assert hidden.status_code == 404 and hidden.json()["error"]["message"] == "Not found"
