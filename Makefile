@@ -75,8 +75,13 @@ $(EDGE)/.litellm-venv/.installed: $(EDGE)/litellm-requirements.txt
 
 edge: $(EDGE)/.litellm-venv/.installed
 
-test: lint $(CHROMIUM) $(REDIS_SERVER) $(NGINX) clients edge
+test: lint $(CHROMIUM) $(REDIS_SERVER) clients
 	$(BIN)/pytest
+
+# The heavier integration checks, run by CI after `make test`: the gateway behind a real nginx and behind
+# the LiteLLM proxy (tests/e2e/edge, marked `edge`; LiteLLM's venv is about 750 MB, installed once).
+test-edge: $(VENV)/.installed $(NGINX) edge
+	$(BIN)/pytest -m edge tests/e2e/edge
 
 # The docs site (mkdocs.yml, pages under docs/): the generated reference pages must be current
 # (`$(BIN)/python -m scripts.gen_reference` rewrites them), then mkdocs builds the site into site/ with

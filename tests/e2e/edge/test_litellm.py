@@ -26,6 +26,8 @@ DEMO_CONFIG = Path(__file__).parents[3] / "config" / "moa.yaml"
 GATEWAY_KEY = "sk-moa-behind-litellm-0123456789"
 ASK: list[Any] = [{"role": "user", "content": "Why is the sky blue?"}]
 
+pytestmark = pytest.mark.edge
+
 
 def quick_demo_config() -> dict[str, Any]:
     """config/moa.yaml (the pipelines deploy/litellm/config.yaml lists, with their prices), its

@@ -21,6 +21,8 @@ from tests.support.servers import ServerThread
 
 ASK: list[Any] = [{"role": "user", "content": "Why is the sky blue?"}]
 
+pytestmark = pytest.mark.edge
+
 
 def edge_config() -> dict[str, Any]:
     """Pipelines whose aggregator streams slowly (`slow`: 20 words at 20 tokens a second), never finishes
