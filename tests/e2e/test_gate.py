@@ -123,6 +123,36 @@ def test_a_streamed_pass_sends_the_gates_answer(agreement_gate: ServerThread) ->
     assert usage is not None and usage.completion_tokens > 0
 
 
+@pytest.mark.parametrize(("told", "passed"), [(AGREE, True), (DISAGREE, False)])
+def test_live_events_tell_the_gates_decision_once_its_calls_are_done(
+    agreement_gate: ServerThread, told: dict[str, Any], passed: bool
+) -> None:
+    live = {**told, "moa": {"stream_events": True}}
+    with client_of(agreement_gate) as client:
+        chunks = list(
+            client.chat.completions.create(
+                model="moa",
+                messages=ASK,
+                stream=True,
+                stream_options={"include_usage": True},
+                extra_body=live,
+            )
+        )
+
+    events = [e for c in chunks for e in (c.model_extra or {}).get("moa_events") or []]
+    kinds = [(e["type"], e.get("role")) for e in events]
+    decided = kinds.index(("gate", None))
+    assert kinds[1:decided].count(("call.finished", "gate")) == 3  # after the samples, before the rest
+    after = kinds[decided + 1 :]  # a pass: the answer and the run's end; else the pipeline
+    assert after[0] == (("run.finished", None) if passed else ("layer.started", None))
+    assert any(role == "proposer" for _, role in after) is not passed
+    moa = dict((chunks[-1].model_extra or {})["moa"])
+    assert events[decided] == {"type": "gate", **moa["gate"]}  # what the final chunk's moa.gate says
+    assert moa["gate"]["passed"] is passed
+    reason = "3 of 3 samples agree (1 >= 0.8)" if passed else "1 of 3 samples agree (0.333 < 0.8)"
+    assert moa["gate"]["reason"] == reason
+
+
 def test_disagreeing_samples_run_the_pipeline_and_say_why(agreement_gate: ServerThread) -> None:
     with client_of(agreement_gate) as client:
         completion = client.chat.completions.create(model="moa", messages=ASK, extra_body=DISAGREE)

@@ -1,6 +1,7 @@
 """The events of one run, in the order they happen; the runner's only output.
 
     RunStarted
+      [CallStarted, CallFinished per gate sample; GateDecided]   (a `gate`: on a pass, the run ends here)
       LayerStarted (per proposer layer)
         CallStarted, [CallDelta...], CallFinished   (per call: fallbacks and skips are calls too)
       LayerFinished
@@ -20,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from moa_gateway.core.failures import Failure
-from moa_gateway.core.reports import AgreementReport
+from moa_gateway.core.reports import AgreementReport, GateReport
 from moa_gateway.core.types import CallRecord, Delta, MoaResult, Role
 
 
@@ -76,6 +77,13 @@ class AgreementMeasured:
     report: AgreementReport
 
 
+@dataclass(frozen=True)
+class GateDecided:
+    """Whether the gate's answer stands or the pipeline runs, and why (the response's `moa.gate`)."""
+
+    report: GateReport
+
+
 @dataclass(slots=True)  # per token: not frozen, for speed
 class FinalDelta:
     delta: Delta
@@ -99,6 +107,7 @@ Event = (
     | CallFinished
     | LayerFinished
     | AgreementMeasured
+    | GateDecided
     | FinalDelta
     | RunFinished
     | RunFailed

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 
 from moa_gateway.core.agreement import agreement
 from moa_gateway.core.chain import ChainWalker, Slot
-from moa_gateway.core.events import Event, FinalDelta
+from moa_gateway.core.events import Event, FinalDelta, GateDecided
 from moa_gateway.core.layer import run_layer
 from moa_gateway.core.plan import Catalogue, Gate, LayerPlan, Plan
 from moa_gateway.core.prompts import final_answer, with_instruction
@@ -111,7 +111,8 @@ async def ask_gate(
     deadline: float | None,
     outcome: GateOutcome,
 ) -> AsyncGenerator[Event, None]:
-    """The gate's calls (their events, once all are done), its answer and report left in `outcome`."""
+    """The gate's calls (their events, once all are done), then its decision; its answer and report are
+    left in `outcome`."""
     self_report = gate.confidence == "self_report"
     messages = with_instruction(run.messages, CONFIDENCE_INSTRUCTION) if self_report else run.messages
     samples = 1 if self_report else gate.samples
@@ -155,6 +156,7 @@ async def ask_gate(
         f"{reason} ({round(confidence, 3):g} {sign} {gate.threshold:g})",
         audited=passed and run.audit_gate,
     )
+    yield GateDecided(outcome.report)
 
 
 def _decide(gate: Gate, slots: list[Slot], outcome: GateOutcome) -> tuple[float, str]:

@@ -19,13 +19,14 @@ from moa_gateway.core.events import (
     CallStarted,
     Event,
     FinalDelta,
+    GateDecided,
     LayerFinished,
     LayerStarted,
     RunFailed,
     RunFinished,
     RunStarted,
 )
-from moa_gateway.wire.chat import Completion, agreement_body, call_body, usage_body
+from moa_gateway.wire.chat import Completion, agreement_body, call_body, gate_body, usage_body
 from moa_gateway.wire.errors import failure_body
 from moa_gateway.wire.sse import KeepAlive
 
@@ -79,6 +80,8 @@ def event_body(event: Event) -> dict[str, Any] | None:
         }
     if isinstance(event, AgreementMeasured):
         return {"type": "agreement", **agreement_body(event.report)}
+    if isinstance(event, GateDecided):
+        return {"type": "gate", **gate_body(event.report)}
     if isinstance(event, RunStarted):
         return {
             "type": "run.started",

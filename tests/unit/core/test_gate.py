@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from moa_gateway.core.events import Event, FinalDelta, RunFinished
+from moa_gateway.core.events import Event, FinalDelta, GateDecided, RunFinished
 from moa_gateway.core.gate import CONFIDENCE_INSTRUCTION, self_reported
 from moa_gateway.core.plan import make_plan
 from moa_gateway.core.ports import RetryBudget, RunContext
@@ -159,3 +159,21 @@ async def test_a_streamed_pass_sends_the_answer_whole() -> None:
     assert deltas == ["Two."]  # not the confidence line, not the gate call's own pieces
     assert backend.streamed == [False]
     assert isinstance(events[-1], RunFinished) and events[-1].result.text == "Two."
+
+
+@pytest.mark.parametrize(("same", "after"), [(True, "FinalDelta"), (False, "LayerStarted")])
+async def test_the_decision_is_an_event_once_the_gates_calls_are_done(same: bool, after: str) -> None:
+    backend = FakeBackend(reply=lambda spec: "same" if same or spec.role != "gate" else by_seed(spec))
+    plan = make_plan(catalogue_with(layers=1, gate={"model": "gamma", "samples": 2}), "moa")
+    stream = gated(backend, samples=2).events(
+        plan, RunInput.plain(QUESTION), RunContext(RetryBudget(0)), RunOptions(stream=True)
+    )
+    events: list[Event] = [event async for event in stream]
+
+    kinds = [type(e).__name__ for e in events]
+    decided = kinds.index("GateDecided")
+    assert kinds[1:decided] == ["CallStarted", "CallStarted", "CallFinished", "CallFinished"]
+    assert kinds[decided + 1] == after and kinds.count("GateDecided") == 1
+    decision = events[decided]
+    assert isinstance(decision, GateDecided) and decision.report.passed is same
+    assert isinstance(events[-1], RunFinished) and events[-1].result.gate == decision.report
