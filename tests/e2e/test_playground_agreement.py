@@ -1,5 +1,5 @@
-"""The playground shows how far a layer agreed (and who dissented) and a peer ranking, in a real headless
-browser against a real gateway in front of the real simulator."""
+"""The playground shows how far a layer agreed (and who dissented), a peer ranking and a gate's decision,
+in a real headless browser against a real gateway in front of the real simulator."""
 
 from __future__ import annotations
 
@@ -75,3 +75,34 @@ def test_a_peer_ranking_shows_its_reviewers_and_the_points_best_first(page: Page
     )  # 3 rankings of two answers: 2 + 1 points each
     expect(ranking.locator(".err")).to_contain_text("dropped: grumpy's ranking (malformed ranking")
     expect(page.locator(".timeline .lbl", has_text="review")).to_have_count(4)
+
+
+def test_a_gate_that_passes_shows_its_decision_and_its_answer_and_no_layer(page: Page) -> None:
+    ask(page, "gated")
+
+    rows = page.locator(".run .layer")
+    expect(rows.first).to_have_attribute("data-layer", "gate")
+    gate = rows.first.locator(".gate")
+    expect(gate).to_have_text("gate: passed (confidence 0.91 ≥ 0.80)")
+    expect(gate).to_have_attribute("title", "the gate model reported confidence 0.91 (0.91 >= 0.8)")
+    expect(rows.first.locator('.col[data-role="gate"] .call')).to_have_attribute("data-status", "ok")
+    expect(page.locator('.layer[data-layer="1"]')).to_have_count(0)  # no proposer was called
+    final = page.locator('.col[data-role="final"]')
+    expect(final).to_have_attribute("data-primary", "sure")
+    expect(final.locator(".text")).to_contain_text("[sure] On 'Why is the sky blue?'")
+    expect(final.locator(".text")).not_to_contain_text("Confidence")
+    expect(page.locator(".timeline .lbl")).to_have_text(["gate sure"])
+
+
+def test_a_gate_that_escalates_shows_why_before_the_layers_that_ran(page: Page) -> None:
+    ask(page, "escalated")
+
+    rows = page.locator(".run .layer")
+    expect(rows).to_have_count(3)  # the gate, layer 1, the final answer
+    expect(rows.nth(0).locator(".gate.escalated")).to_have_text(
+        "gate: escalated to the panel (confidence 0.40 < 0.80)"
+    )
+    expect(rows.nth(1)).to_have_attribute("data-layer", "1")
+    expect(rows.nth(1).locator(".col")).to_have_count(2)
+    expect(page.locator('.col[data-role="final"] .call')).to_have_attribute("data-model", "omega")
+    expect(page.locator(".timeline .lbl").first).to_have_text("gate unsure")
