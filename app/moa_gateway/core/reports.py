@@ -114,3 +114,14 @@ class GateReport:
     passed: bool
     reason: str
     audited: bool = False
+
+
+@dataclass(frozen=True)
+class CacheHit:
+    """The answer came from the exact response cache: no upstream call was made for it. What the run
+    that answered first spent is reported as saved."""
+
+    saved_usd: float
+    saved_prompt_tokens: int
+    saved_completion_tokens: int
+    age_s: float  # since the answer was stored

@@ -10,6 +10,7 @@ from moa_gateway.core.failures import FailureKind
 from moa_gateway.core.reports import (
     AgreementReport,
     BudgetReport,
+    CacheHit,
     Degraded,
     EarlyExitReport,
     GateReport,
@@ -167,6 +168,7 @@ class MoaResult:
     agreement: AgreementReport | None = None  # how far the last layer's proposals agreed (two or more)
     rankings: RankingReport | None = None  # the peer ranking of `aggregation: rank`, when one was made
     gate: GateReport | None = None  # the pipeline's gate: its confidence, and whether its answer stood
+    cache_hit: CacheHit | None = None  # replayed from the response cache: `calls` is empty
 
     @property
     def text(self) -> str:

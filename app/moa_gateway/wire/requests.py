@@ -133,6 +133,11 @@ class MoaOptions(BaseModel):
         description="With `stream: true`: also stream the run's layer and call events live, in "
         "`moa_events` on chunks without choices",
     )
+    cache: bool = Field(
+        default=True,
+        description="false: neither read nor store this request's answer in the response cache "
+        "(a pipeline's or model's `cache: {ttl_s}`); the response says `x-moa-cache: bypass`",
+    )
 
 
 class ChatCompletionRequest(BaseModel):
