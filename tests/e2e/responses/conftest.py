@@ -4,24 +4,19 @@ and a real `redis-server` on a free port for the Redis response store."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-import redis
 
 from moa_gateway.config import parse_config
 from moa_gateway.main import create_app
 from moa_gateway.settings import Settings
 from moa_gateway.sim.core import SimProfile
 from moa_gateway.sim.server import create_sim_app
-from tests.e2e.test_cli_serve import free_port
 from tests.support.configs import PROPOSERS, SIM_KEY, topology
 from tests.support.recording import Recorder
+from tests.support.redis_server import redis_server
 from tests.support.servers import ServerThread
 
 
@@ -77,24 +72,5 @@ def gateway(shared_gateway: Gateway) -> Gateway:
 
 @pytest.fixture(scope="package")
 def redis_url() -> Iterator[str]:
-    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-    if not os.path.exists(binary):
-        pytest.fail("redis-server is not installed: `make test` installs Debian's redis-server package")
-    port = free_port()
-    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    client = redis.Redis(port=port)
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                assert process.poll() is None and time.monotonic() < deadline, "redis-server did not start"
-                time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        client.close()
-        process.terminate()
-        process.wait(timeout=10)
+    with redis_server() as url:
+        yield url
