@@ -3,12 +3,15 @@ service out, with telemetry wired in. Shared by the HTTP app and anything else t
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+import orjson
 
 from moa_gateway.config import GatewayConfig
 from moa_gateway.config.topology import catalogue_of
@@ -18,6 +21,7 @@ from moa_gateway.core.runner import Runner
 from moa_gateway.core.types import Role
 from moa_gateway.eval.gate_audit import GateAuditor, gate_auditor
 from moa_gateway.eval.shadow import ShadowEvaluator, shadow_evaluator
+from moa_gateway.service.cache import CachePolicy, ResponseCache, cache_store
 from moa_gateway.service.chat import AfterPrepare, AfterResponse, ChatLimits, ChatRun, ChatService
 from moa_gateway.service.embeddings import EmbeddingsService
 from moa_gateway.service.response_store import StoreLimits, response_store
@@ -123,12 +127,19 @@ async def open_runtime(
 
         shadow = shadow_evaluator(config, chat_as, metrics, shadow_refusal)
         audits = gate_auditor(config, chat_as, metrics, shadow_refusal)  # shed like shadow work
+        cache = ResponseCache(
+            cache_store(settings.cache.get_secret_value(), settings.cache_max_bytes, metrics),
+            cache_policy(config),
+            metrics,
+        )
+        logger.info("response cache: %s", cache.describe())
         chat = ChatService(
             Runner(backend, catalogue),
             catalogue,
             limits,
             schema_checks,
             after_prepare=_offers([hook.offer for hook in (audits, shadow) if hook is not None]),
+            cache=cache,
         )
         embeddings = EmbeddingsService(backend, catalogue, settings.retry_budget)
         store_limits = StoreLimits(
@@ -157,6 +168,7 @@ async def open_runtime(
         finally:
             schema_checks.close()
             await store.close()
+            await cache.close()
             for background in (shadow, audits):  # before the upstream client closes under them
                 if background is not None:
                     await background.close()
@@ -173,3 +185,19 @@ def _offers(hooks: list[AfterPrepare]) -> AfterPrepare | None:
         return run
 
     return offer
+
+
+def cache_policy(config: GatewayConfig) -> CachePolicy:
+    """The ids whose requests are cached, with their TTLs, and the config's fingerprint: every pipeline
+    and model as configured (what a request may name, in `model` or `moa.layers`), so an answer made
+    under another config is never served. Their `cache` and `shadow` settings change no answer."""
+    ttl_s = {pid: p.cache.ttl_s for pid, p in config.pipelines.items() if p.cache is not None}
+    ttl_s |= {alias: m.cache.ttl_s for alias, m in config.models.items() if m.cache is not None}
+    answering = {
+        "models": {alias: m.model_dump(mode="json", exclude={"cache"}) for alias, m in config.models.items()},
+        "pipelines": {
+            pid: p.model_dump(mode="json", exclude={"cache", "shadow"}) for pid, p in config.pipelines.items()
+        },
+    }
+    digest = hashlib.sha256(orjson.dumps(answering, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return CachePolicy(ttl_s, digest[:32])

@@ -118,6 +118,19 @@ class Settings(BaseSettings):
     responses_store_ttl_s: float = Field(
         default=86_400, gt=0, description="A stored response is gone this long after it was stored"
     )
+    cache: SecretStr = Field(
+        default=SecretStr("memory"),
+        description="Where the exact response cache (a pipeline's or model's `cache: {ttl_s}`) keeps "
+        "answers: `memory` (this worker, least recently used evicted past MOA_CACHE_MAX_BYTES), "
+        "`sqlite:///path/to/file.db` (shared by the workers of one host) or `redis://...` (shared by "
+        "replicas; a secret, as the URL may hold a password)",
+    )
+    cache_max_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1024,
+        description="Memory and SQLite caches: bytes of answers kept in all (least recently used evicted "
+        "first); every cache: the largest answer kept",
+    )
     hosted_tools: Literal["drop", "reject"] = Field(
         default="drop",
         description="`/v1/responses` tools OpenAI runs itself (`web_search`, ...): `drop` answers without "

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 
 from fastapi.responses import StreamingResponse
 
@@ -34,9 +34,11 @@ async def stream_answer(
     events: AsyncGenerator[Event, None],
     encoder: StreamEncoder,
     finished: Finished | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> StreamingResponse:
     """The run's `events` as `encoder`'s event stream, once it is worth a 200; raises the run's Failure
-    if it failed before that (the caller answers with its status as JSON)."""
+    if it failed before that (the caller answers with its status as JSON). `headers` go on the 200
+    (the response cache's `x-moa-cache`)."""
     clock = sse.SendClock()
     batches: Batches = sse.with_keepalive(events, runtime.settings.sse_keepalive_s, clock)
     if encoder.live:  # a client of live events also gets the inner events that came before the commit
@@ -48,7 +50,10 @@ async def stream_answer(
     def first_token(elapsed_s: float) -> None:
         runtime.metrics.response_ttft.labels(record.model).observe(elapsed_s)
 
-    return event_stream(_frames(encoder, record, first, batches, first_token, finished), clock)
+    response = event_stream(_frames(encoder, record, first, batches, first_token, finished), clock)
+    if headers:
+        response.headers.update(headers)
+    return response
 
 
 async def _frames(

@@ -92,6 +92,21 @@ class CircuitBreakerConfig(_Strict):
     cooldown_s: float = Field(default=30.0, gt=0)
 
 
+class CacheConfig(_Strict):
+    """The exact response cache of a pipeline or a model alias requested by its id: an identical request
+    of the same caller within `ttl_s` is answered from the cache, with no upstream call. Where answers
+    are kept: MOA_CACHE (memory, SQLite or Redis)."""
+
+    ttl_s: float = Field(gt=0, description="Seconds an answer is served from the cache after it was stored")
+
+
+_CACHE_DESCRIPTION = (
+    "Exact response cache for requests naming this id (off when absent): {ttl_s: seconds}. The key is "
+    "the whole request but its answer-neutral fields (stream, stream_options, user, metadata...) and the "
+    "caller's identity; a hit makes no upstream call and costs nothing"
+)
+
+
 class ModelConfig(_Strict):
     provider: str
     name: str | None = Field(default=None, description="Upstream model id; default: the alias")
@@ -114,6 +129,10 @@ class ModelConfig(_Strict):
         default="chat",
         description="What the model is for: chat, judge (of `moa-gateway eval` or a shadow evaluation) or "
         "embeddings. Shown in /v1/models (`moa.purpose`); the playground offers chat models only",
+    )
+    cache: CacheConfig | None = Field(
+        default=None,
+        description=_CACHE_DESCRIPTION + " (requests to the alias itself, not its calls inside a pipeline)",
     )
 
 
@@ -227,6 +246,7 @@ class PipelineConfig(_Strict):
     gate: GateConfig | None = Field(
         default=None, description="One model first: the pipeline runs only when it is unsure"
     )
+    cache: CacheConfig | None = Field(default=None, description=_CACHE_DESCRIPTION)
 
     @field_validator("aggregation")
     @classmethod

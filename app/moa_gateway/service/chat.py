@@ -14,6 +14,7 @@ from moa_gateway.core.plan import Catalogue, OverrideLimits, Plan, TopologyOverr
 from moa_gateway.core.ports import RetryBudget, RunContext
 from moa_gateway.core.runner import Runner, RunOptions, collect
 from moa_gateway.core.types import MoaResult, RunInput
+from moa_gateway.service.cache import BYPASSED, CacheLookup, CacheStatus, ResponseCache
 from moa_gateway.service.schema_check.checker import SchemaChecks
 from moa_gateway.wire.requests import ChatCompletionRequest
 
@@ -44,6 +45,7 @@ class ChatRun:
     include_proposals: bool
     stream_events: bool = False  # `moa.stream_events`: the run's layer and call events go out live too
     caller: Caller = field(kw_only=True)  # who asked: what the run keeps for a user turn is theirs alone
+    cache: CacheLookup = field(default=BYPASSED, kw_only=True)  # a hit is replayed, a miss's answer kept
 
 
 AfterPrepare = Callable[[ChatCompletionRequest, ChatRun, AfterResponse], ChatRun]
@@ -59,6 +61,7 @@ class ChatService:
         limits: ChatLimits,
         schema_checks: SchemaChecks,
         after_prepare: AfterPrepare | None = None,
+        cache: ResponseCache | None = None,
     ) -> None:
         self._runner = runner
         self._catalogue = catalogue
@@ -66,6 +69,7 @@ class ChatService:
         self._schema_checks = schema_checks
         # Told of every prepared run of live traffic: shadow evaluation and gate audits sample them.
         self._after_prepare = after_prepare
+        self._cache = cache  # the exact response cache, for the routes that ask for it
 
     def check_tool_count(self, count: int) -> None:
         """At most MOA_MAX_TOOLS tools; else a 400 naming `tools`. Checked before any work that grows
@@ -78,10 +82,17 @@ class ChatService:
             )
 
     async def prepare(
-        self, request: ChatCompletionRequest, caller: Caller, after_response: AfterResponse | None = None
+        self,
+        request: ChatCompletionRequest,
+        caller: Caller,
+        after_response: AfterResponse | None = None,
+        *,
+        cache: bool = False,
     ) -> ChatRun:
         """`caller` is who sent it (the request record's). Raises Failure: 400 over a limit or for a bad
-        override, 404 for an unknown model. Work for after the response (a sampled shadow evaluation) goes onto `after_response`, if given."""
+        override, 404 for an unknown model. Work for after the response (a sampled shadow evaluation) goes onto `after_response`, if given.
+        With `cache`, the request is looked up in the response cache (if the model has one): a hit is
+        the answer its run replays, with no upstream call, and is not shadow-evaluated again."""
         if len(request.messages) > self._limits.max_messages:
             raise Failure(
                 FailureKind.INVALID_REQUEST,
@@ -100,7 +111,10 @@ class ChatService:
         if options.layers is not None or options.aggregator is not None:
             override = TopologyOverride(options.layers, options.aggregator)
         plan = make_plan(self._catalogue, request.model, override, self._limits.overrides)
-        schema = request.json_schema()
+        lookup = BYPASSED
+        if cache and self._cache is not None:
+            lookup = await self._cache.lookup(request, caller, plan.model_id)
+        schema = request.json_schema() if lookup.hit is None else None
         check_answer = None if schema is None else await self._schema_checks.checker(schema)
         messages = request.message_dicts()
         run_input = RunInput(
@@ -123,16 +137,23 @@ class ChatService:
             options.include_proposals,
             stream_events=options.stream_events,
             caller=caller,
+            cache=lookup,
         )
-        if self._after_prepare is not None and after_response is not None:
+        if self._after_prepare is not None and after_response is not None and lookup.hit is None:
             run = self._after_prepare(request, run, after_response)
         return run
 
     def events(self, run: ChatRun, *, proposer_deltas: bool = False) -> AsyncGenerator[Event, None]:
-        """The run's events; the final answer's deltas come as events when the run is streamed."""
+        """The run's events; the final answer's deltas come as events when the run is streamed. A cache
+        hit's are its answer's, replayed; a miss's answer is stored as the run finishes."""
+        if self._cache is not None and (replay := self._cache.answered(run.cache, run.stream)) is not None:
+            return replay
         context = RunContext(RetryBudget(self._limits.retry_budget), run.caller)
         options = RunOptions(stream=run.stream, proposer_deltas=proposer_deltas)
-        return self._runner.events(run.plan, run.input, context, options)
+        events = self._runner.events(run.plan, run.input, context, options)
+        if self._cache is not None and run.cache.status is CacheStatus.MISS:
+            events = self._cache.storing(run.cache, events)
+        return events
 
     async def complete(self, run: ChatRun) -> MoaResult:
         """The run's result (the JSON answer is the events collected); raises its Failure."""

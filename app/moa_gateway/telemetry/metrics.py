@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import platform
-from typing import Any
+from typing import Any, Literal
 
 from prometheus_client import (
     CollectorRegistry,
@@ -240,6 +240,41 @@ class Metrics:
         )
         self.gen_ai = GenAIMetrics(r)
 
+        self.cache_hits = Counter(
+            "moa_cache_hits", "Requests answered from the response cache, by model id", ["model"], registry=r
+        )
+        self.cache_misses = Counter(
+            "moa_cache_misses",
+            "Requests looked up in the response cache and not found (run, and stored if they end well)",
+            ["model"],
+            registry=r,
+        )
+        self.cache_saved = Counter(
+            "moa_cache_saved_usd",
+            "What the runs whose answers the response cache replayed had cost, by model id",
+            ["model"],
+            registry=r,
+        )
+        self.cache_bytes_held = Gauge(
+            "moa_cache_bytes",
+            "Bytes of answers held by the memory response cache (SQLite and Redis hold theirs outside)",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.cache_evictions = Counter(
+            "moa_cache_evictions",
+            "Cached answers removed before they were read again, by reason: size (room for newer "
+            "answers), expired (their ttl_s passed)",
+            ["reason"],
+            registry=r,
+        )
+        self.cache_errors = Counter(
+            "moa_cache_errors",
+            "Response cache operations (get, put) that failed; the request ran as if uncached",
+            ["operation"],
+            registry=r,
+        )
+
         self._upstream_duration = _Children(self.upstream_duration)
         self._upstream_ttft = _Children(self.upstream_ttft)
         self._upstream_tokens = _Children(self.upstream_tokens)
@@ -284,6 +319,24 @@ class Metrics:
             self._upstream_cost(provider, model, role).inc(cost_usd)
         if error_kind is not None:
             self._upstream_errors(provider, model, role, error_kind).inc()
+
+    # The response cache's observer (app/moa_gateway/service/cache/store.py: CacheObserver).
+
+    def cache_lookup(self, model: str, outcome: Literal["hit", "miss"], saved_usd: float) -> None:
+        if outcome == "hit":
+            self.cache_hits.labels(model).inc()
+            self.cache_saved.labels(model).inc(saved_usd)
+        else:
+            self.cache_misses.labels(model).inc()
+
+    def cache_evicted(self, reason: Literal["size", "expired"], entries: int) -> None:
+        self.cache_evictions.labels(reason).inc(entries)
+
+    def cache_bytes(self, change: int) -> None:
+        self.cache_bytes_held.inc(change)
+
+    def cache_error(self, operation: Literal["get", "put"]) -> None:
+        self.cache_errors.labels(operation).inc()
 
     def connection_acquired(self, provider: str, wait_s: float) -> None:
         """An upstream call got a connection after waiting `wait_s` (the pool's PoolObserver)."""

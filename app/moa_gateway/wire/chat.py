@@ -11,6 +11,7 @@ from typing import Any
 from moa_gateway.core.reports import (
     AgreementReport,
     BudgetReport,
+    CacheHit,
     EarlyExitReport,
     GateReport,
     RankingReport,
@@ -136,6 +137,8 @@ def moa_body(result: MoaResult, include_proposals: bool) -> dict[str, Any]:
         body["references_reused"] = True
     if result.degraded is not None:
         body["degraded"] = result.degraded.value
+    if result.cache_hit is not None:
+        body["cache"] = cache_hit_body(result.cache_hit)
     if result.early_exit is not None:
         body["early_exit"] = early_exit_body(result.early_exit)
     if result.budget is not None:
@@ -192,6 +195,22 @@ def rankings_body(report: RankingReport) -> dict[str, Any]:
         "dropped": [{"reviewer": d.reviewer, "reason": d.reason} for d in report.dropped],
         "then": report.then,
         "top_k": report.top_k,
+    }
+
+
+def cache_hit_body(hit: CacheHit) -> dict[str, Any]:
+    """`moa.cache` of an answer replayed from the response cache: this request spent nothing (its
+    `usage` and `cost_usd` are zeros); what the run that answered first spent is saved."""
+    prompt, completion = hit.saved_prompt_tokens, hit.saved_completion_tokens
+    return {
+        "hit": True,
+        "saved_usd": round(hit.saved_usd, 10),
+        "saved_usage": {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        },
+        "age_s": round(hit.age_s, 3),
     }
 
 

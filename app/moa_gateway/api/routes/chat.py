@@ -26,7 +26,7 @@ async def chat_completions(request: Request) -> Response:
     runtime, record = runtime_of(request), record_of(request.scope)
     service = runtime.chat
     run = await service.prepare(
-        parse_chat_request(await request.body()), record.caller, record.after_response
+        parse_chat_request(await request.body()), record.caller, record.after_response, cache=True
     )
     record.model, record.stream = run.plan.model_id, run.stream
     completion = Completion(model=run.plan.model_id)
@@ -36,7 +36,7 @@ async def chat_completions(request: Request) -> Response:
         return Response(
             orjson.dumps(completion_body(completion, result, run.include_proposals)),
             media_type="application/json",
-            headers={"x-moa-cost-usd": cost_header(result)},
+            headers={"x-moa-cost-usd": cost_header(result), **run.cache.headers},
         )
     encoder = ChatEncoder(
         completion,
@@ -45,6 +45,5 @@ async def chat_completions(request: Request) -> Response:
         include_proposals=run.include_proposals,
         live_events=run.stream_events,
     )
-    return await stream_answer(
-        runtime, record, service.events(run, proposer_deltas=run.stream_events), encoder
-    )
+    events = service.events(run, proposer_deltas=run.stream_events)
+    return await stream_answer(runtime, record, events, encoder, headers=run.cache.headers)

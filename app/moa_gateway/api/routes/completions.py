@@ -34,7 +34,7 @@ async def completions(request: Request) -> Response:
     runtime, record = runtime_of(request), record_of(request.scope)
     parsed = parse_completion_request(await request.body())
     check_echo(parsed, runtime.settings.max_body_bytes)
-    run = await runtime.chat.prepare(chat_request(parsed), record.caller, record.after_response)
+    run = await runtime.chat.prepare(chat_request(parsed), record.caller, record.after_response, cache=True)
     record.model, record.stream = run.plan.model_id, run.stream
     completion = new_completion(run.plan.model_id)
     if not run.stream:
@@ -43,7 +43,8 @@ async def completions(request: Request) -> Response:
         return Response(
             orjson.dumps(completion_body(completion, result, parsed)),
             media_type="application/json",
-            headers={"x-moa-cost-usd": cost_header(result)},
+            headers={"x-moa-cost-usd": cost_header(result), **run.cache.headers},
         )
     encoder = CompletionsEncoder(completion, parsed, run.choices)
-    return await stream_answer(runtime, record, runtime.chat.events(run), encoder)
+    events = runtime.chat.events(run)
+    return await stream_answer(runtime, record, events, encoder, headers=run.cache.headers)

@@ -4,15 +4,29 @@ default, LRU by bytes), an SQLite file the workers of one host share, or Redis, 
 
 from __future__ import annotations
 
+from moa_gateway.service.cache.cache import (
+    BYPASSED,
+    HEADER,
+    CacheLookup,
+    CachePolicy,
+    CacheStatus,
+    ResponseCache,
+)
 from moa_gateway.service.cache.memory import MemoryCacheStore
 from moa_gateway.service.cache.store import CacheObserver, CacheStore, CacheUnavailable, NoCacheMetrics
 
 __all__ = [
+    "BYPASSED",
+    "HEADER",
+    "CacheLookup",
     "CacheObserver",
+    "CachePolicy",
+    "CacheStatus",
     "CacheStore",
     "CacheUnavailable",
     "MemoryCacheStore",
     "NoCacheMetrics",
+    "ResponseCache",
     "cache_store",
 ]
 
