@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
@@ -18,7 +19,7 @@ from moa_gateway.main import create_app
 from moa_gateway.settings import Settings
 from moa_gateway.sim.core import SimProfile
 from moa_gateway.sim.server import create_sim_app
-from tests.e2e.cache.support import ask, ask_streamed, cache_config, upstream_calls
+from tests.e2e.cache.support import ask, ask_streamed, cache_config, client, upstream_calls
 from tests.support.configs import SIM_KEY
 from tests.support.metrics import Scrape
 from tests.support.recording import Recorder
@@ -220,3 +221,32 @@ def test_legacy_completions_use_the_cache_too(servers: Servers) -> None:
     assert (first.headers["x-moa-cache"], again.headers["x-moa-cache"]) == ("miss", "hit")
     assert again.json()["choices"][0]["text"] == first.json()["choices"][0]["text"]
     assert servers.calls() == 0
+
+
+WEATHER_TOOL: Any = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
+
+
+def test_a_tool_call_is_replayed_as_a_stream_the_sdk_reassembles(servers: Servers) -> None:
+    messages: Any = [{"role": "user", "content": f"What is the weather in Oslo? ({question()})"}]
+    with client(servers.url, KEY_A) as sdk:
+        stored = sdk.chat.completions.create(model="cached", messages=messages, tools=[WEATHER_TOOL])
+        assert stored.choices[0].finish_reason == "tool_calls"
+        servers.recorder.clear()
+        with sdk.chat.completions.stream(model="cached", messages=messages, tools=[WEATHER_TOOL]) as stream:
+            replayed = stream.get_final_completion()
+
+    assert servers.calls() == 0
+    (call,) = [c.model_dump() for c in stored.choices[0].message.tool_calls or []]
+    (again,) = [c.model_dump() for c in replayed.choices[0].message.tool_calls or []]
+    assert (again["id"], again["function"]["name"], again["function"]["arguments"]) == (
+        call["id"],
+        call["function"]["name"],
+        call["function"]["arguments"],
+    )
+    assert replayed.choices[0].finish_reason == "tool_calls"
