@@ -2,7 +2,7 @@
 
 The request object is a pydantic model (`MoaOptions`), walked like the config. The response object is
 built by hand in `app/moa_gateway/wire/chat.py` (`moa_body`, `_call_body`, `early_exit_body`,
-`budget_body`, `agreement_body`, `rankings_body`, `gate_body`), so its fields are declared in the tables below, and tests/unit/test_docs_reference.py
+`budget_body`, `agreement_body`, `rankings_body`, `gate_body`, `cache_hit_body`), so its fields are declared in the tables below, and tests/unit/test_docs_reference.py
 checks each table's keys against what those functions write for a result with every field set."""
 
 from __future__ import annotations
@@ -74,6 +74,12 @@ RESPONSE_FIELDS = [
         "string",
         "when set",
         "Why the answer is not the aggregator's own, checked answer: " + _values(Degraded),
+    ),
+    (
+        "cache",
+        "object",
+        "when the answer came from the response cache (`x-moa-cache: hit`)",
+        "What the replayed answer saved (table below); `usage` and `cost_usd` are zero and `calls` empty",
     ),
     (
         "early_exit",
@@ -275,6 +281,17 @@ GATE_FIELDS = [
     ),
     ("reason", "string", "always", "Why, in words, with the confidence against the threshold"),
 ]
+CACHE_FIELDS = [
+    ("hit", "boolean (`true`)", "always", "The answer was replayed from the response cache: no upstream call"),
+    ("saved_usd", "number", "always", "What the run that made the answer cost, in US dollars"),
+    (
+        "saved_usage",
+        "object",
+        "always",
+        "That run's tokens: `prompt_tokens`, `completion_tokens`, `total_tokens`",
+    ),
+    ("age_s", "number", "always", "Seconds since the answer was stored"),
+]
 TABLES = {
     "The response's `moa`": RESPONSE_FIELDS,
     "`moa.calls[i]`": CALL_FIELDS,
@@ -283,6 +300,7 @@ TABLES = {
     "`moa.agreement`": AGREEMENT_FIELDS,
     "`moa.rankings`": RANKINGS_FIELDS,
     "`moa.gate`": GATE_FIELDS,
+    "`moa.cache`": CACHE_FIELDS,
 }
 
 

@@ -70,6 +70,7 @@ FIELD_EXAMPLES: dict[str, Any] = {
     "ShadowConfig.baseline": "gpt-4o",
     "ShadowConfig.judge": "gpt-4.1",
     "RankConfig.reviewers": ["qwen", "llama", "mixtral"],
+    "CacheConfig.ttl_s": 3600,
     "OpenAIProvider.api_key": "${TOGETHER_API_KEY}",
     "OpenAIProvider.max_connections": 64,
     "_ProviderBase.first_token_timeout_s": 30,

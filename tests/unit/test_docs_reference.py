@@ -22,6 +22,7 @@ from moa_gateway.core.failures import FailureKind
 from moa_gateway.core.reports import (
     AgreementReport,
     BudgetReport,
+    CacheHit,
     Degraded,
     DroppedRanking,
     EarlyExitReport,
@@ -36,6 +37,7 @@ from moa_gateway.telemetry.metrics import Metrics
 from moa_gateway.wire.chat import (
     agreement_body,
     budget_body,
+    cache_hit_body,
     call_body,
     early_exit_body,
     gate_body,
@@ -190,6 +192,7 @@ def full_result() -> MoaResult:
         rankings=RankingReport(
             [RankedProposal(0, "gamma", 2, 1)], 2, 1, [DroppedRanking("beta", "malformed ranking")]
         ),
+        cache_hit=CacheHit(0.004, 12, 30, 5.0),
         gate=GateReport("alpha", "agreement", 0.5, 0.8, False, "1 of 2 samples agree (0.5 < 0.8)"),
     )
 
@@ -217,6 +220,7 @@ def test_the_response_tables_declare_exactly_what_the_wire_writes() -> None:
     assert set(agreement_body(result.agreement)) == declared("`moa.agreement`")  # type: ignore[arg-type]
     assert set(rankings_body(result.rankings)) == declared("`moa.rankings`")  # type: ignore[arg-type]
     assert set(gate_body(result.gate)) == declared("`moa.gate`")  # type: ignore[arg-type]
+    assert set(cache_hit_body(result.cache_hit)) == declared("`moa.cache`")  # type: ignore[arg-type]
     tables = sections("extension.md")
     for title in extension_ref.TABLES:
         assert declared(title) == tables[title.strip()], f"{title}: the page differs from the table"
