@@ -83,6 +83,21 @@ def test_a_repeated_request_is_answered_from_the_cache_with_no_upstream_call(ser
     assert again.moa["answered_by"] == "omega"
 
 
+def test_a_hit_reports_the_agreement_of_the_run_that_made_its_answer(servers: Servers) -> None:
+    """Every pipeline response says how far its proposals agreed (issue 26); a hit's answer is the
+    stored run's, so it says what that run measured, as JSON and as a stream."""
+    asked = question()
+    first = ask(servers.url, KEY_A, "cached", asked)
+    servers.recorder.clear()
+
+    again = ask(servers.url, KEY_A, "cached", asked)
+    streamed = ask_streamed(servers.url, KEY_A, "cached", asked)
+
+    assert servers.calls() == 0 and again.cache == streamed.cache == "hit"
+    assert first.moa["agreement"]["proposals"] == 3
+    assert again.moa["agreement"] == streamed.moa["agreement"] == first.moa["agreement"]
+
+
 def test_a_hit_is_replayed_as_a_stream_with_the_same_text(servers: Servers) -> None:
     asked = question()
     streamed = ask_streamed(servers.url, KEY_A, "cached", asked)

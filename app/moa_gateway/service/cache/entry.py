@@ -3,11 +3,12 @@ with every call it made answered and nothing standing in for the pipeline's own 
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 import orjson
 
-from moa_gateway.core.reports import CacheHit
+from moa_gateway.core.reports import AgreementReport, CacheHit
 from moa_gateway.core.types import Answer, Choice, MoaResult, Usage
 
 ENTRY_VERSION = 1
@@ -29,8 +30,10 @@ def storable(result: MoaResult) -> bool:
 
 
 def encode(result: MoaResult, stored_at: float) -> bytes:
-    """The answer's choices and what the run cost, not its calls: a hit makes none."""
+    """The answer's choices, what the run cost and how far its proposals agreed (a property of the
+    answer, which every pipeline response reports), not its calls: a hit makes none."""
     usage = result.usage
+    agreement = result.agreement
     return orjson.dumps(
         {
             "v": ENTRY_VERSION,
@@ -41,6 +44,8 @@ def encode(result: MoaResult, stored_at: float) -> bytes:
             "prompt_tokens": usage.prompt_tokens,
             "completion_tokens": usage.completion_tokens,
             "choices": [_choice(choice) for choice in result.answer.choices()],
+            # optional: an entry without it (or read by an older worker) is still an entry
+            "agreement": None if agreement is None else asdict(agreement),
         }
     )
 
@@ -59,6 +64,8 @@ def decode(raw: bytes, now: float) -> MoaResult | None:
             saved_completion_tokens=int(data["completion_tokens"]),
             age_s=max(0.0, now - float(data["stored_at"])),
         )
+        agreed = data.get("agreement")
+        agreement = None if agreed is None else AgreementReport(**agreed)
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
         return None
     answer = Answer(
@@ -70,7 +77,14 @@ def decode(raw: bytes, now: float) -> MoaResult | None:
         logprobs=first.logprobs,
         more_choices=tuple(more),
     )
-    return MoaResult(data["pipeline"], answer, [], answered_by=data["answered_by"], cache_hit=hit)
+    return MoaResult(
+        data["pipeline"],
+        answer,
+        [],
+        answered_by=data["answered_by"],
+        cache_hit=hit,
+        agreement=agreement,
+    )
 
 
 def _choice(choice: Choice) -> dict[str, Any]:
