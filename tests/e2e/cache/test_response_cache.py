@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from pydantic import SecretStr
 
@@ -235,6 +236,25 @@ def test_legacy_completions_use_the_cache_too(servers: Servers) -> None:
 
     assert (first.headers["x-moa-cache"], again.headers["x-moa-cache"]) == ("miss", "hit")
     assert again.json()["choices"][0]["text"] == first.json()["choices"][0]["text"]
+    assert servers.calls() == 0
+
+
+def test_a_legacy_completion_hit_streams_through_the_driver_with_its_header(servers: Servers) -> None:
+    prompt = question()
+    body = {"model": "cached", "prompt": prompt, "max_tokens": 50}
+    headers = {"authorization": f"Bearer {KEY_A}"}
+    first = httpx.post(f"{servers.url}/v1/completions", json=body, headers=headers, timeout=10)
+    servers.recorder.clear()
+
+    streamed = httpx.post(
+        f"{servers.url}/v1/completions", json={**body, "stream": True}, headers=headers, timeout=10
+    )
+
+    frames = [line.removeprefix("data: ") for line in streamed.text.splitlines() if line.startswith("data: ")]
+    text = "".join(orjson.loads(f)["choices"][0]["text"] for f in frames[:-1] if orjson.loads(f)["choices"])
+    assert streamed.headers["content-type"].startswith("text/event-stream")
+    assert (first.headers["x-moa-cache"], streamed.headers["x-moa-cache"]) == ("miss", "hit")
+    assert frames[-1] == "[DONE]" and text == first.json()["choices"][0]["text"]
     assert servers.calls() == 0
 
 
