@@ -94,7 +94,7 @@ $(VENV)/.docs-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[docs]'
 	touch $@
 
-# The benchmark suite (needs wrk; installs it from Debian when run as root). About 6 minutes.
+# The benchmark suite (needs wrk; installs it from Debian when run as root). About 9 minutes (the open-loop runs of bench/open_loop.py take 3 of them).
 bench: $(VENV)/.installed
 	$(BIN)/python -m bench.run
 

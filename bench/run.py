@@ -10,7 +10,9 @@ the critical-path efficiency (100/200/300 ms proposers, 200 ms aggregator, on th
 time to first byte and first token against the aggregator's own, and the gateway's RSS along 100k MoA
 requests. The throughput upstream is bench/stub_upstream.py unless `--upstream sim`. Then the realistic-
 latency scenarios of bench/realistic.py (1 s proposers, 0.5 s aggregator, c=500 and 1000, 1 and 2
-workers); `--only realistic` runs those alone. Then the agent-loop costs of bench/agent_loop.py (calls,
+workers); `--only realistic` runs those alone. Then the open-loop scenario of bench/open_loop.py (the same
+upstream, Poisson arrivals at 333 and 666 req/s, 1 and 2 workers); `--only open_loop` runs it alone, and
+`--open-loop-s` sets its measured seconds per run (`--quick`: 5 s). Then the agent-loop costs of bench/agent_loop.py (calls,
 tokens, cached tokens and dollars per user turn; no load, a few seconds); `--only agent_loop` runs it
 alone.
 """
@@ -33,7 +35,7 @@ from typing import Any
 import httpx
 import yaml
 
-from bench import agent_loop, realistic
+from bench import agent_loop, open_loop, realistic
 from bench.early_exit import cost_config, cost_table
 from bench.harness import (
     BENCH,
@@ -84,6 +86,7 @@ class Options:
     # p99 by a fifth (bench/realistic.py); 60 s brings it under 3%.
     realistic_s: float = 60.0
     only: str | None = None
+    open_loop_s: float = 30.0  # measured seconds per open-loop run, after a warm-up (0: skipped)
 
 
 @dataclass(frozen=True)
@@ -283,8 +286,11 @@ def parse_options(argv: list[str] | None) -> Options:
     parser.add_argument("--skip-realistic", action="store_true", help="skip the realistic-latency runs")
     parser.add_argument(
         "--only",
-        choices=["realistic", "agent_loop"],
-        help="run only these scenarios (bench/realistic.py, bench/agent_loop.py)",
+        choices=["realistic", "open_loop", "agent_loop"],
+        help="run only these scenarios (bench/realistic.py, bench/open_loop.py, bench/agent_loop.py)",
+    )
+    parser.add_argument(
+        "--open-loop-s", type=float, default=30.0, help="measured seconds per open-loop run (0: skipped)"
     )
     args = parser.parse_args(argv)
     quick = args.quick
@@ -300,6 +306,7 @@ def parse_options(argv: list[str] | None) -> Options:
         out=None if args.no_write else args.out,
         realistic_s=0.0 if args.skip_realistic else 8.0 if quick else 60.0,
         only=args.only,
+        open_loop_s=5.0 if quick else args.open_loop_s,
     )
 
 
@@ -312,6 +319,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     if opts.only == "realistic":
         return realistic.main(["--duration", f"{opts.realistic_s or 60:g}"])
+    if opts.only == "open_loop":
+        return open_loop.main(["--duration", f"{opts.open_loop_s or 30:g}"])
     if opts.only == "agent_loop":
         agent_loop.main([])
         return 0
@@ -362,9 +371,17 @@ def main(argv: list[str] | None = None) -> int:
         slow = []
         if opts.realistic_s:
             slow = realistic.run_scenarios(wrk, log_dir, [500, 1000], [1, 2], opts.realistic_s, {})
+        arrivals = []
+        if opts.open_loop_s:
+            warmup = min(5.0, opts.open_loop_s)
+            arrivals = open_loop.run_scenarios(
+                log_dir, list(open_loop.RATES), [1, 2], opts.open_loop_s, warmup, {}
+            )
     lines = [*report(machine_description(wrk), opts, table, critical, streams, rss), "", *costs]
     if slow:
         lines += ["", *realistic.report(slow)]
+    if arrivals:
+        lines += ["", *open_loop.report(arrivals)]
     command = " ".join([".venv/bin/python -m bench.run", *(sys.argv[1:] if argv is None else argv)])
     lines.append(f"\n(whole run: {time.monotonic() - started:.0f} s; `{command}`)")
     print("\n".join(lines))
