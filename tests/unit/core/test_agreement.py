@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
+import re
+import unicodedata
 
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from moa_gateway.core.agreement import normalized
 from moa_gateway.core.events import AgreementMeasured, CallStarted, LayerFinished
 from moa_gateway.core.plan import EarlyExit, Policy, TopologyOverride, make_plan
 from moa_gateway.core.policies import agreement_of
@@ -117,3 +123,19 @@ async def test_one_proposer_gives_a_null_agreement_and_a_model_none_at_all() -> 
     assert result.agreement is None
     assert moa_body(result, include_proposals=False)["agreement"] is None
     assert "agreement" not in moa_body(direct, include_proposals=False)
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=127)))
+def test_ascii_answers_fold_as_unicode_ones_do(text: str) -> None:
+    """ASCII answers take a fast path (a byte table, not NFKC and the regex): same keys, so the same
+    agreement, whatever punctuation, case, digits, underscores and control characters they hold."""
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    assert normalized(text) == " ".join(re.sub(r"[\W_]+", " ", folded).split())
+
+
+def test_non_ascii_answers_still_fold_case_width_and_punctuation() -> None:
+    assert (
+        normalized("\uff30\uff21\uff32\uff29\uff33 \u2014 Stra\u00dfe!")
+        == normalized("paris strasse")
+        == "paris strasse"
+    )
