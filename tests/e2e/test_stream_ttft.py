@@ -133,3 +133,78 @@ def test_responses_ttft_ends_at_the_first_event_of_reasoning_text_or_a_function_
     ttft, frames = ttft_of(gateway, "/v1/responses", {**body, "input": ASK})
 
     assert FIRST_TOKEN_S <= ttft <= first(frames, responses_answer), (ttft, frames[2:4])
+
+
+BURST_WORDS = [f"word{i} " for i in range(300)]
+
+
+async def burst_upstream(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """An OpenAI-compatible upstream that answers at once: a JSON completion, or its whole event stream
+    (300 tokens) in one write, as a fast provider's stream arrives."""
+    if scope["type"] == "lifespan":
+        while (message := await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    base = {"id": "burst", "object": "chat.completion.chunk", "created": 0, "model": "burst"}
+    if not orjson.loads(body).get("stream"):
+        answer = {
+            **base,
+            "object": "chat.completion",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "A proposal."},
+                    "finish_reason": "stop",
+                }
+            ],
+        }
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        await send({"type": "http.response.body", "body": orjson.dumps(answer)})
+        return
+    deltas = [{"role": "assistant", "content": ""}, *({"content": word} for word in BURST_WORDS)]
+    chunks = [{**base, "choices": [{"index": 0, "delta": d, "finish_reason": None}]} for d in deltas]
+    chunks.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    stream = b"".join(b"data: " + orjson.dumps(chunk) + b"\n\n" for chunk in chunks) + b"data: [DONE]\n\n"
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]}
+    )
+    await send({"type": "http.response.body", "body": stream})
+
+
+def test_an_answer_sent_at_once_still_streams_its_first_token_first() -> None:
+    """The aggregator's whole answer arrived in one read: its first token goes out in a frame of its own,
+    not held back until every token after it went through the run (it came with the whole answer)."""
+    with ServerThread(burst_upstream) as upstream:
+        provider = {"type": "openai", "base_url": f"{upstream.url}/v1"}
+        config = {
+            "providers": {"burst": provider},
+            "models": {name: {"provider": "burst"} for name in ("p1", "p2", "agg")},
+            "pipelines": {"moa": {"layers": [{"proposers": ["p1", "p2"]}], "aggregator": "agg"}},
+        }
+        settings = Settings()
+        with ServerThread(create_app(settings, parse_config(config, "test")), settings=settings) as gateway:
+            body = {"model": "moa", "messages": [{"role": "user", "content": ASK}], "stream": True}
+            frames = frames_as_sent(f"{gateway.url}/v1/chat/completions", body)
+
+    texts = [
+        choice["delta"].get("content") or ""
+        for _, frame in frames
+        if frame.startswith(b"data: {")
+        for choice in orjson.loads(frame[6:])["choices"]
+    ]
+    answer = [text for text in texts if text]
+    assert "".join(answer) == "".join(BURST_WORDS)
+    assert answer[0] == BURST_WORDS[0], f"the first content frame carried {len(answer[0])} characters"

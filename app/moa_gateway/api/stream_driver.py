@@ -40,7 +40,7 @@ async def stream_answer(
     if it failed before that (the caller answers with its status as JSON). `headers` go on the 200
     (the response cache's `x-moa-cache`)."""
     clock = sse.SendClock()
-    batches: Batches = sse.with_keepalive(events, runtime.settings.sse_keepalive_s, clock)
+    batches: Batches = sse.with_keepalive(events, runtime.settings.sse_keepalive_s, clock, _first_token)
     if encoder.live:  # a client of live events also gets the inner events that came before the commit
         batches = live.in_order(batches)
         first, batches = await committed(batches, commit_on=live.COMMITTING, keep_inner=True)
@@ -54,6 +54,10 @@ async def stream_answer(
     if headers:
         response.headers.update(headers)
     return response
+
+
+def _first_token(event: Event) -> bool:
+    return isinstance(event, FinalDelta) and carries_answer(event.delta)
 
 
 async def _frames(
