@@ -147,7 +147,7 @@ def report(runs: list[OpenLoopRun]) -> list[str]:
         "upstream, generator and gateway in their own processes.",
         "",
         "| workers | rate req/s | achieved req/s | p50 s (x path) | p99 s (x path) | errors | gateway CPU ms / req "
-        "| RSS MiB start / run | generator CPU ms / req (% core) | generator lag p99 ms | window s |",
+        "| RSS MiB start / run | generator CPU ms / req (% core) | generator lag p99 ms (due to written, connecting included) | window s |",
         "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in runs:
