@@ -85,7 +85,7 @@ requires = meta.get_all("Requires-Dist") or []
 runtime = {str(Requirement(r)) for r in requires if "extra ==" not in r}
 wanted = {str(Requirement(d)) for d in project["dependencies"]}
 check(runtime == wanted, f"Requires-Dist differs from pyproject's dependencies: {runtime ^ wanted}")
-check(set(meta.get_all("Provides-Extra") or []) == {"dev", "otel"}, f"extras {meta.get_all('Provides-Extra')}")
+check(set(meta.get_all("Provides-Extra") or []) == {"dev", "docs", "otel"}, f"extras {meta.get_all('Provides-Extra')}")
 entry_points = wheel.read(f"{info}/entry_points.txt").decode()
 check("moa-gateway = moa_gateway.cli:main" in entry_points, "no moa-gateway console script")
 check(wheel_path.endswith("-py3-none-any.whl"), "not a pure-Python wheel")
