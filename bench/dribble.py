@@ -20,7 +20,8 @@ from pathlib import Path
 
 import httpx
 
-from bench.harness import ROOT, free_port, progress, server_process
+from bench.harness import ROOT, progress, server_process
+from tests.support.cli import free_port
 
 CONFIG = ROOT / "config" / "moa.yaml"
 NORMAL = {"model": "moa-lite", "messages": [{"role": "user", "content": "Why is the sky blue?"}]}

@@ -8,7 +8,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,13 +31,6 @@ WRK_SCRIPT = BENCH / "wrk_post.lua"
 def progress(message: str) -> None:
     """A progress line on stderr; stdout carries only the table."""
     print(f"bench: {message}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def ensure_wrk() -> str:

@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+from tests.support.cli import free_port
 
 _MIB = 1024 * 1024
 _GIB = 1024 * _MIB
@@ -115,13 +116,6 @@ class Outcome:
     aborted: bool
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _memory_mib(pid: int, field: str) -> float:
     """VmRSS or VmHWM of a process, in MiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -145,7 +139,7 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout_s: float = 2
 
 
 def _run_scenario(scenario: str, config: Path, source: Path, max_rss_mib: float, timeout_s: float) -> Outcome:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "MOA_CONFIG": str(config), "MOA_PORT": str(port), "MOA_LOG_LEVEL": "warning"}
     env["PYTHONPATH"] = str(source)  # ahead of the editable install: the gateway's code comes from `source`
     gateway_bin = Path(sys.executable).with_name("moa-gateway")
@@ -204,7 +198,7 @@ def main() -> None:
         asyncio.run(_serve_upstream(args.upstream))
         return
 
-    upstream_port = _free_port()
+    upstream_port = free_port()
     upstream = subprocess.Popen(
         [sys.executable, "-m", "bench.hostile_upstream", "--upstream", str(upstream_port)],
         stdout=subprocess.PIPE,

@@ -38,7 +38,6 @@ import yaml
 from bench.harness import (
     WrkResult,
     ensure_wrk,
-    free_port,
     machine_description,
     progress,
     rss_mib,
@@ -46,6 +45,7 @@ from bench.harness import (
     served_requests,
     server_process,
 )
+from tests.support.cli import free_port
 
 BIN = Path(sys.executable).parent
 PROPOSER_S, AGGREGATOR_S = 1.0, 0.5

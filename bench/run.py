@@ -43,7 +43,6 @@ from bench.harness import (
     StreamTiming,
     WrkResult,
     ensure_wrk,
-    free_port,
     machine_description,
     progress,
     rss_mib,
@@ -52,6 +51,7 @@ from bench.harness import (
     server_process,
     stream_timing,
 )
+from tests.support.cli import free_port
 
 BIN = Path(sys.executable).parent
 CONCURRENCY = (1, 16, 64)

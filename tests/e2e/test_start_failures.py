@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_cli_serve import free_port
+from tests.support.cli import free_port
 
 CONFIG = """
 providers:

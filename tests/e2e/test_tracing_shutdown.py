@@ -10,7 +10,7 @@ from pathlib import Path
 
 import openai
 
-from tests.e2e.test_cli_serve import free_port, serve, wait_ready
+from tests.support.cli import free_port, serve, wait_ready
 
 CONFIG = """
 providers:

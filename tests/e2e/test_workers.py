@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from moa_gateway.cli.supervisor import CRASH_LOOP_DEATHS
-from tests.e2e.test_cli_serve import free_port, wait_ready
+from tests.support.cli import free_port, wait_ready
 from tests.support.metrics import Scrape
 
 CONFIG = """

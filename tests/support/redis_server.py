@@ -12,7 +12,7 @@ from contextlib import contextmanager
 import pytest
 import redis
 
-from tests.e2e.test_cli_serve import free_port
+from tests.support.cli import free_port
 
 
 @contextmanager

@@ -27,7 +27,7 @@ from moa_gateway.cli.eval import evaluate
 from moa_gateway.config import parse_config
 from moa_gateway.main import create_app
 from moa_gateway.settings import Settings
-from tests.e2e.test_cli_serve import free_port, serve, wait_ready
+from tests.support.cli import free_port, serve, wait_ready
 from tests.support.servers import ServerThread
 
 TRANSPORTS = ["aiohttp", "httpx"]

@@ -4,11 +4,6 @@ leaks even in part, and no client or upstream value can forge or flood a log lin
 from __future__ import annotations
 
 import logging
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +20,7 @@ from moa_gateway.service.chat import ChatService
 from moa_gateway.settings import Settings
 from moa_gateway.telemetry.logs import JsonFormatter, TextFormatter
 from moa_gateway.upstream.secrets import redact
+from tests.support.cli import free_port, serve, wait_ready
 from tests.support.configs import simulated_config
 from tests.support.servers import ServerThread
 
@@ -167,13 +163,6 @@ def test_every_error_status_carries_a_request_id_and_retry_advice() -> None:
         assert set(response.json()["error"]) == {"message", "type", "param", "code"}, what
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.mark.parametrize("log_format", ["text", "json"])
 def test_client_and_upstream_values_cannot_forge_or_flood_log_lines(
     echoing: ServerThread, tmp_path: Path, log_format: str
@@ -184,23 +173,10 @@ def test_client_and_upstream_values_cannot_forge_or_flood_log_lines(
         "models:\n  pad-10: {provider: echo}\n"
     )
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moa_gateway.cli", "serve", "--config", str(config), "--port", str(port)],
-        env={**os.environ, "MOA_LOG_FORMAT": log_format, "MOA_LOG_LEVEL": "debug"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    process = serve(config, port, {"MOA_LOG_FORMAT": log_format, "MOA_LOG_LEVEL": "debug"})
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None and time.monotonic() < deadline, "the gateway did not start"
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+        wait_ready(url, process)
         forged = "x\n2026-11-25 13:00:00,000 ERROR app FORGED admin logged in\r\u2028FORGED again"
         huge = "m" * 3_000_000
         with httpx.Client(base_url=url, timeout=30) as client:

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from tests.e2e.hostile.raw_upstream import RawUpstream, completion, json_body
-from tests.e2e.test_cli_serve import free_port, serve, wait_ready
+from tests.support.cli import free_port, serve, wait_ready
 from tests.support.configs import SIM_KEY, topology
 
 T = TypeVar("T")

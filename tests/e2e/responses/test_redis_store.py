@@ -5,14 +5,11 @@ the other; entries expire by TTL in Redis; and a store that is down fails retrie
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import openai
 import pytest
 import redis
@@ -23,31 +20,21 @@ from moa_gateway.config import parse_config
 from moa_gateway.main import create_app
 from moa_gateway.settings import Settings
 from tests.e2e.responses.conftest import responses_config
-from tests.e2e.test_cli_serve import free_port
+from tests.support.cli import free_port, serve, wait_ready
 from tests.support.recording import Recorder
 from tests.support.servers import ServerThread
 
 
 def _serve(config: Path, store: str) -> tuple[subprocess.Popen[str], str]:
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moa_gateway.cli", "serve", "--config", str(config), "--port", str(port)],
-        env={**os.environ, "MOA_RESPONSES_STORE": store, "MOA_RESPONSES_STORE_TTL_S": "60"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    process = serve(config, port, {"MOA_RESPONSES_STORE": store, "MOA_RESPONSES_STORE_TTL_S": "60"})
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.communicate()[0]
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return process, url
-        except httpx.TransportError:
-            time.sleep(0.1)
-    process.kill()
-    raise AssertionError("the gateway did not become ready in 30 s")
+    try:
+        wait_ready(url, process)
+    except AssertionError:
+        process.kill()
+        raise
+    return process, url
 
 
 @pytest.fixture(scope="module")

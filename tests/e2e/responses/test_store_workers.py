@@ -18,7 +18,7 @@ from typing import Any
 import openai
 import pytest
 
-from tests.e2e.test_cli_serve import free_port, wait_ready
+from tests.support.cli import free_port, wait_ready
 
 CONFIG = """
 providers:
