@@ -15,7 +15,7 @@ import pytest
 from moa_gateway.config import parse_config
 from moa_gateway.main import create_app
 from moa_gateway.settings import Settings
-from tests.e2e.hostile.raw_upstream import ROLE, RawUpstream, Script, chunk, frame, json_body, sse
+from tests.support.raw_upstream import ROLE, RawUpstream, Script, chunk, frame, json_body, sse
 from tests.support.servers import ServerThread
 
 ARGUMENTS = '{"city": "Paris"}'

@@ -17,9 +17,9 @@ import openai
 import pytest
 import yaml
 
-from tests.e2e.hostile.raw_upstream import RawUpstream, completion, json_body
 from tests.support.cli import free_port, serve, wait_ready
 from tests.support.configs import SIM_KEY, topology
+from tests.support.raw_upstream import RawUpstream, completion, json_body
 
 T = TypeVar("T")
 PARAM = "response_format.json_schema.schema"

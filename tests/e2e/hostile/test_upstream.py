@@ -19,7 +19,8 @@ import pytest
 from moa_gateway.config import parse_config
 from moa_gateway.main import create_app
 from moa_gateway.settings import Settings
-from tests.e2e.hostile.raw_upstream import (
+from tests.support.metrics import Scrape
+from tests.support.raw_upstream import (
     ROLE,
     SSE_HEAD,
     RawUpstream,
@@ -34,7 +35,6 @@ from tests.e2e.hostile.raw_upstream import (
     raw,
     sse,
 )
-from tests.support.metrics import Scrape
 from tests.support.servers import ServerThread
 
 ASK = [{"role": "user", "content": "Why is the sky blue?"}]

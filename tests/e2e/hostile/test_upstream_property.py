@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 from moa_gateway.config import parse_config
 from moa_gateway.main import create_app
 from moa_gateway.settings import Settings
-from tests.e2e.hostile.raw_upstream import RawUpstream, head, post_within, raw
 from tests.support.metrics import Scrape
+from tests.support.raw_upstream import RawUpstream, head, post_within, raw
 from tests.support.servers import ServerThread
 
 PROPERTY = settings(

@@ -1,4 +1,4 @@
-"""`POST /v1/responses` in front of a scripted raw upstream (tests/e2e/hostile/raw_upstream.py), over real
+"""`POST /v1/responses` in front of a scripted raw upstream (tests/support/raw_upstream.py), over real
 HTTP: an answer of 10k streamed tool calls, and malformed tool calls."""
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import pytest
 from moa_gateway.config import parse_config
 from moa_gateway.main import create_app
 from moa_gateway.settings import Settings
-from tests.e2e.hostile.raw_upstream import (
+from tests.support.health import health_while
+from tests.support.raw_upstream import (
     ROLE,
     SSE_HEAD,
     RawUpstream,
@@ -24,7 +25,6 @@ from tests.e2e.hostile.raw_upstream import (
     post_within,
     raw,
 )
-from tests.support.health import health_while
 from tests.support.servers import ServerThread
 
 HEALTH_LIMIT_S = 1.0
