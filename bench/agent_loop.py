@@ -148,15 +148,14 @@ def run_turns(gateway_url: str, model: str, turns: int) -> list[Turn]:
 def servers() -> Iterator[str]:
     """A fresh simulator (empty prompt cache) and a gateway in front of it; yields the gateway's URL."""
     from moa_gateway.config import parse_config
-    from moa_gateway.main import create_app
-    from moa_gateway.settings import Settings
     from moa_gateway.sim.core import SimProfile
     from moa_gateway.sim.server import create_sim_app
+    from tests.support.gateways import serve_gateway
     from tests.support.servers import ServerThread
 
     with ServerThread(create_sim_app(SimProfile(ttft_ms=0, tokens_per_s=0))) as sim:
         config = parse_config(loop_config(sim.url), "bench-agent-loop")
-        with ServerThread(create_app(Settings(), config)) as gateway:
+        with serve_gateway(config) as gateway:
             yield gateway.url
 
 

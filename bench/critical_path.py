@@ -14,10 +14,9 @@ from typing import Any
 import httpx
 
 from moa_gateway.config import parse_config
-from moa_gateway.main import create_app
-from moa_gateway.settings import Settings
 from moa_gateway.sim.core import SimProfile
 from moa_gateway.sim.server import create_sim_app
+from tests.support.gateways import serve_gateway
 from tests.support.servers import ServerThread
 
 
@@ -50,7 +49,7 @@ def main() -> None:
         config = parse_config(
             pipeline_config(sim.url, args.layers, args.proposer_ms, args.aggregator_ms), "bench"
         )
-        with ServerThread(create_app(Settings(), config)) as gateway, httpx.Client(timeout=30) as client:
+        with serve_gateway(config) as gateway, httpx.Client(timeout=30) as client:
             body = {"model": "moa", "messages": [{"role": "user", "content": "Benchmark question"}]}
             client.post(f"{gateway.url}/v1/chat/completions", json=body).raise_for_status()  # warm-up
             latencies = []

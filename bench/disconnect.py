@@ -11,8 +11,7 @@ import statistics
 import time
 
 from moa_gateway.config import parse_config
-from moa_gateway.main import create_app
-from moa_gateway.settings import Settings
+from tests.support.gateways import serve_gateway
 from tests.support.servers import HangingUpstream, ServerThread, hanging_moa_config, raw_chat_request
 
 
@@ -24,7 +23,7 @@ def main() -> None:
     upstream = HangingUpstream()
     with ServerThread(upstream) as upstream_server:
         config = parse_config(hanging_moa_config(upstream_server.url), "bench")
-        with ServerThread(create_app(Settings(), config)) as gateway:
+        with serve_gateway(config) as gateway:
             print(f"{'mode':>6} {'trials':>6} {'p50 ms':>8} {'max ms':>8}")
             for stream in (False, True):
                 latencies = []

@@ -90,10 +90,9 @@ def cost_table(gateway_url: str, count: int) -> list[str]:
 
 def main() -> None:
     from moa_gateway.config import parse_config
-    from moa_gateway.main import create_app
-    from moa_gateway.settings import Settings
     from moa_gateway.sim.core import SimProfile
     from moa_gateway.sim.server import create_sim_app
+    from tests.support.gateways import serve_gateway
     from tests.support.servers import ServerThread
 
     parser = argparse.ArgumentParser(
@@ -103,7 +102,7 @@ def main() -> None:
     args = parser.parse_args()
     with ServerThread(create_sim_app(SimProfile(ttft_ms=0, tokens_per_s=0))) as sim:
         config = parse_config(cost_config(sim.url), "bench")
-        with ServerThread(create_app(Settings(), config)) as gateway:
+        with serve_gateway(config) as gateway:
             print("\n".join(cost_table(gateway.url, args.questions)))
 
 

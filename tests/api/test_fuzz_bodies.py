@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from moa_gateway.main import create_app
 from moa_gateway.settings import Settings
 from tests.support.configs import simulated_config
-from tests.support.servers import ServerThread
+from tests.support.gateways import serve_gateway
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -120,7 +120,7 @@ def test_an_explicit_null_is_the_same_as_leaving_the_field_out(client: TestClien
 def test_the_sdk_may_pass_stream_none() -> None:
     """`stream: Optional[Literal[False]]` in openai-python's types: None is sent as `"stream": null`."""
     with (
-        ServerThread(create_app(Settings(), simulated_config())) as server,
+        serve_gateway(simulated_config()) as server,
         openai.OpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0) as sdk,
     ):
         completion = sdk.chat.completions.create(

@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from moa_gateway.config import parse_config
-from moa_gateway.main import create_app
 from moa_gateway.settings import Settings
+from tests.support.gateways import serve_gateway
 from tests.support.metrics import Scrape
 from tests.support.servers import HangingUpstream, ServerThread, hanging_moa_config, raw_chat_request
 
@@ -20,7 +20,7 @@ def hanging() -> Iterator[tuple[HangingUpstream, ServerThread]]:
     upstream = HangingUpstream()
     with ServerThread(upstream) as upstream_server:
         config = parse_config(hanging_moa_config(upstream_server.url), "test")
-        with ServerThread(create_app(Settings(sse_keepalive_s=0.05), config)) as gateway:
+        with serve_gateway(config, Settings(sse_keepalive_s=0.05)) as gateway:
             yield upstream, gateway
 
 

@@ -20,11 +20,9 @@ import yaml
 from moa_gateway.cli import build_parser, main
 from moa_gateway.cli.eval import evaluate
 from moa_gateway.config import parse_config
-from moa_gateway.main import create_app
-from moa_gateway.settings import Settings
 from moa_gateway.telemetry.metrics import Metrics
+from tests.support.gateways import serve_gateway
 from tests.support.metrics import Scrape
-from tests.support.servers import ServerThread
 
 ITEMS: list[dict[str, Any]] = [
     {"id": "sky", "category": "science", "prompt": "Why is the sky blue?"},
@@ -237,7 +235,7 @@ async def test_eval_through_a_running_gateway(tmp_path: Path) -> None:
     config_path, dataset = setup(tmp_path, {"prefer": "omega"})
     gateway_config = parse_config(yaml.safe_load(config_path.read_text()), "test")
 
-    with ServerThread(create_app(Settings(), gateway_config)) as gateway:
+    with serve_gateway(gateway_config) as gateway:
         report = await run(eval_args(config_path, dataset, tmp_path / "out", "--url", gateway.url))
 
     assert (report["judged"], report["win_rate"]) == (6, 1.0)

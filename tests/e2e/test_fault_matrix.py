@@ -17,10 +17,10 @@ import httpx
 import pytest
 
 from moa_gateway.config import parse_config
-from moa_gateway.main import create_app
 from moa_gateway.settings import Settings
 from tests.support.configs import SIM_KEY
 from tests.support.faults import FAULTS, fault_config
+from tests.support.gateways import serve_gateway
 from tests.support.servers import ServerThread
 
 # fault -> (proposer outcome, aggregator non-streamed, aggregator streamed)
@@ -54,7 +54,7 @@ RELIABILITY_PAGE = Path(__file__).resolve().parents[2] / "docs" / "operations" /
 @pytest.fixture(scope="module")
 def gateway(sim_server: ServerThread) -> Iterator[ServerThread]:
     config = parse_config(fault_config(sim_server.url), "fault-matrix")
-    with ServerThread(create_app(Settings(**LIMITS), config)) as server:
+    with serve_gateway(config, Settings(**LIMITS)) as server:
         yield server
 
 

@@ -12,9 +12,7 @@ from typing import Any
 import openai
 import pytest
 
-from moa_gateway.config import parse_config
-from moa_gateway.main import create_app
-from moa_gateway.settings import Settings
+from tests.support.gateways import serve_gateway
 from tests.support.raw_upstream import ROLE, RawUpstream, Script, chunk, frame, json_body, sse
 from tests.support.servers import ServerThread
 
@@ -65,7 +63,7 @@ def gateway() -> Iterator[ServerThread]:
             "models": {"legacy": {"provider": "up"}, "writer": {"provider": "up"}},
             "pipelines": {"moa": {"layers": [{"proposers": ["writer"]}], "aggregator": "legacy"}},
         }
-        with ServerThread(create_app(Settings(), parse_config(config, "legacy"))) as server:
+        with serve_gateway(config) as server:
             yield server
 
 

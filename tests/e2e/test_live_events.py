@@ -11,8 +11,7 @@ import openai
 import orjson
 import pytest
 
-from moa_gateway.main import create_app
-from moa_gateway.settings import Settings
+from tests.support.gateways import serve_gateway
 from tests.support.servers import ServerThread
 from tests.support.showcase import showcase_config
 
@@ -22,7 +21,7 @@ LIVE = {"moa": {"stream_events": True}}
 
 @pytest.fixture(scope="module")
 def gateway(sim_server: ServerThread) -> Iterator[ServerThread]:
-    with ServerThread(create_app(Settings(), showcase_config(sim_server.url))) as server:
+    with serve_gateway(showcase_config(sim_server.url)) as server:
         yield server
 
 

@@ -13,9 +13,8 @@ import httpx
 import openai
 import pytest
 
-from moa_gateway.main import create_app
-from moa_gateway.settings import Settings
 from tests.support.configs import http_config
+from tests.support.gateways import serve_gateway
 from tests.support.metrics import Scrape
 from tests.support.servers import ServerThread
 
@@ -24,7 +23,7 @@ ASK: list[Any] = [{"role": "user", "content": "Why is the sky blue?"}]
 
 @pytest.fixture(scope="module")
 def gateway(sim_server: ServerThread) -> Iterator[ServerThread]:
-    with ServerThread(create_app(Settings(), http_config(f"{sim_server.url}/v1"))) as server:
+    with serve_gateway(http_config(f"{sim_server.url}/v1")) as server:
         yield server
 
 
@@ -122,7 +121,7 @@ def test_invalid_parameter_raises_bad_request(client: openai.OpenAI) -> None:
 
 def test_metrics_of_the_real_server_count_the_http_providers_calls(sim_server: ServerThread) -> None:
     with (
-        ServerThread(create_app(Settings(), http_config(f"{sim_server.url}/v1"))) as server,
+        serve_gateway(http_config(f"{sim_server.url}/v1")) as server,
         sdk(server) as client,
     ):
         client.chat.completions.create(model="moa", messages=ASK)
@@ -137,7 +136,7 @@ def test_metrics_of_the_real_server_count_the_http_providers_calls(sim_server: S
 
 
 def bad_gateway(sim_server: ServerThread, **kwargs: Any) -> ServerThread:
-    return ServerThread(create_app(Settings(), http_config(f"{sim_server.url}/v1", **kwargs)))
+    return serve_gateway(http_config(f"{sim_server.url}/v1", **kwargs))
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
@@ -161,7 +160,7 @@ def test_slow_upstream_is_504(sim_server: ServerThread) -> None:
     timeout = config.providers["remote"].model_copy(update={"timeout_s": 0.2})
     config = config.model_copy(update={"providers": {"remote": timeout}})
     with (
-        ServerThread(create_app(Settings(), config)) as server,
+        serve_gateway(config) as server,
         sdk(server) as client,
         pytest.raises(openai.InternalServerError) as caught,
     ):

@@ -14,9 +14,9 @@ from playwright.sync_api import Browser, Page, expect
 from pydantic import SecretStr
 
 from moa_gateway.config import load_config
-from moa_gateway.main import create_app
 from moa_gateway.settings import Settings
 from tests.support.browser import chromium
+from tests.support.gateways import serve_gateway
 from tests.support.servers import ServerThread
 from tests.support.showcase import showcase_config
 
@@ -32,7 +32,7 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture(scope="module")
 def gateway(sim_server: ServerThread) -> Iterator[ServerThread]:
-    with ServerThread(create_app(Settings(), showcase_config(sim_server.url))) as server:
+    with serve_gateway(showcase_config(sim_server.url)) as server:
         yield server
 
 
@@ -187,8 +187,7 @@ def test_a_conversation_goes_on_with_its_system_prompt_and_earlier_turns(page: P
 def test_with_gateway_keys_the_page_asks_for_one_and_keeps_it_in_the_tab_only(
     browser: Browser, sim_server: ServerThread
 ) -> None:
-    app = create_app(Settings(api_keys=SecretStr(KEY)), showcase_config(sim_server.url))
-    with ServerThread(app) as gateway:
+    with serve_gateway(showcase_config(sim_server.url), Settings(api_keys=SecretStr(KEY))) as gateway:
         context = browser.new_context()
         page = context.new_page()
         page.goto(f"{gateway.url}/playground")
@@ -209,7 +208,7 @@ def test_with_gateway_keys_the_page_asks_for_one_and_keeps_it_in_the_tab_only(
 
 def test_the_model_picker_offers_no_judge_of_the_demo_config(browser: Browser) -> None:
     config = load_config(Path(__file__).resolve().parents[2] / "config" / "moa.yaml")
-    with ServerThread(create_app(Settings(), config)) as server:
+    with serve_gateway(config) as server:
         context = browser.new_context()
         page = context.new_page()
         page.goto(f"{server.url}/playground")

@@ -9,10 +9,8 @@ from typing import Any
 
 import httpx
 
-from moa_gateway.config import parse_config
-from moa_gateway.main import create_app
-from moa_gateway.settings import Settings
 from tests.support.configs import SIM_KEY
+from tests.support.gateways import serve_gateway
 from tests.support.metrics import Scrape
 from tests.support.servers import ServerThread
 
@@ -30,7 +28,7 @@ def gateway_for(
         "retries": {"max_attempts": 3, "base_delay_s": 0.01, "retry_after_cap_s": 1.0},
     }
     config = {"providers": {"sim": provider}, "models": models, "pipelines": pipelines or {}}
-    return ServerThread(create_app(Settings(), parse_config(config, "test")))
+    return serve_gateway(config)
 
 
 def flaky(fault: str, count: int, **extra: Any) -> dict[str, Any]:

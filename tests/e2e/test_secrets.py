@@ -10,10 +10,10 @@ import pytest
 from pydantic import SecretStr
 
 from moa_gateway.config import parse_config
-from moa_gateway.main import create_app
 from moa_gateway.settings import Settings
 from tests.support.configs import SIM_KEY
 from tests.support.faults import FAULTS, fault_config
+from tests.support.gateways import serve_gateway
 from tests.support.servers import ServerThread
 
 GATEWAY_KEY = "gw-key-4b1d9e0c7a"
@@ -25,7 +25,7 @@ def test_no_key_appears_in_logs_or_responses(
     config = parse_config(fault_config(sim_server.url), "secrets")
     settings = Settings(api_keys=SecretStr(f"other-key,{GATEWAY_KEY}"))
     seen: list[str] = []
-    with caplog.at_level(logging.DEBUG), ServerThread(create_app(settings, config)) as gateway:
+    with caplog.at_level(logging.DEBUG), serve_gateway(config, settings) as gateway:
         auth = {"authorization": f"Bearer {GATEWAY_KEY}"}
         with httpx.Client(base_url=gateway.url, headers=auth, timeout=10) as client:
             for fault in FAULTS:

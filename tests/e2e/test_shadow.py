@@ -15,12 +15,12 @@ import pytest
 
 from moa_gateway.config import GatewayConfig, parse_config
 from moa_gateway.core.caller import ANONYMOUS
-from moa_gateway.main import create_app
 from moa_gateway.runtime import open_runtime
 from moa_gateway.service.chat import AfterResponse
 from moa_gateway.settings import Settings
 from moa_gateway.telemetry.metrics import Metrics
 from moa_gateway.wire.requests import ChatCompletionRequest
+from tests.support.gateways import serve_gateway
 from tests.support.metrics import Scrape
 from tests.support.servers import ServerThread
 
@@ -54,7 +54,7 @@ def shadow_config(**shadow: Any) -> GatewayConfig:
 
 @pytest.fixture
 def gateway() -> Iterator[ServerThread]:
-    with ServerThread(create_app(Settings(), shadow_config(max_concurrent=1))) as server:
+    with serve_gateway(shadow_config(max_concurrent=1)) as server:
         yield server
 
 

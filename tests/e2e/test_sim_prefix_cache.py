@@ -10,11 +10,9 @@ from typing import Any
 import openai
 import pytest
 
-from moa_gateway.config import parse_config
-from moa_gateway.main import create_app
-from moa_gateway.settings import Settings
 from moa_gateway.sim.core import SimProfile
 from moa_gateway.sim.server import create_sim_app
+from tests.support.gateways import serve_gateway
 from tests.support.servers import ServerThread
 
 PRICE = {"input_per_mtok": 10.0, "cached_input_per_mtok": 1.0, "output_per_mtok": 0.0}
@@ -30,7 +28,7 @@ def gateway_url(request: pytest.FixtureRequest) -> Iterator[str]:
             else {"type": "simulated", "ttft_ms": 0, "tokens_per_s": 0}
         )
         data = {"providers": {"up": provider}, "models": {"cached": {"provider": "up", "price": PRICE}}}
-        with ServerThread(create_app(Settings(), parse_config(data, "cache"))) as gateway:
+        with serve_gateway(data) as gateway:
             yield f"{gateway.url}/v1"
 
 

@@ -11,11 +11,10 @@ import httpx
 import pytest
 
 from moa_gateway.config import parse_config
-from moa_gateway.main import create_app
-from moa_gateway.settings import Settings
 from moa_gateway.sim.core import SimProfile
 from moa_gateway.sim.server import create_sim_app
 from tests.support.configs import SIM_KEY
+from tests.support.gateways import serve_gateway
 from tests.support.metrics import Scrape
 from tests.support.recording import Recorder
 from tests.support.servers import ServerThread
@@ -146,7 +145,7 @@ def spend_servers() -> Iterator[Spend]:
     recorder = Recorder(create_sim_app(SimProfile(ttft_ms=1, tokens_per_s=0), api_key=SIM_KEY))
     with ServerThread(recorder) as upstream:
         config = parse_config(spending_config(f"{upstream.url}/v1"), "spend")
-        with ServerThread(create_app(Settings(), config)) as gateway:
+        with serve_gateway(config) as gateway:
             yield Spend(gateway.url, recorder)
 
 

@@ -12,9 +12,8 @@ import httpx
 import orjson
 import pytest
 
-from moa_gateway.config import parse_config
-from moa_gateway.main import create_app
 from moa_gateway.settings import Settings
+from tests.support.gateways import serve_gateway
 from tests.support.metrics import Scrape
 from tests.support.servers import ServerThread, raw_post
 
@@ -35,7 +34,7 @@ def gateway() -> Iterator[ServerThread]:
         "pipelines": {"forever": {"layers": [{"proposers": ["fast"]}], "aggregator": "endless"}},
     }
     settings = Settings()
-    with ServerThread(create_app(settings, parse_config(config, "test")), settings=settings) as server:
+    with serve_gateway(config, settings, production_server=True) as server:
         yield server
 
 

@@ -12,9 +12,8 @@ from typing import Any
 import orjson
 import pytest
 
-from moa_gateway.config import parse_config
-from moa_gateway.main import create_app
 from moa_gateway.settings import Settings
+from tests.support.gateways import serve_gateway
 from tests.support.servers import ServerThread
 from tests.support.streams import frames_as_sent
 
@@ -35,8 +34,7 @@ def staggered_config() -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def gateway() -> Iterator[ServerThread]:
     settings = Settings(sse_keepalive_s=KEEPALIVE_S)
-    app = create_app(settings, parse_config(staggered_config(), "test"))
-    with ServerThread(app, settings=settings) as server:
+    with serve_gateway(staggered_config(), settings, production_server=True) as server:
         yield server
 
 

@@ -14,9 +14,8 @@ import httpx
 import orjson
 import pytest
 
-from moa_gateway.config import parse_config
-from moa_gateway.main import create_app
 from moa_gateway.settings import Settings
+from tests.support.gateways import serve_gateway
 from tests.support.metrics import Scrape
 from tests.support.servers import ServerThread
 from tests.support.streams import frames_as_sent
@@ -46,7 +45,7 @@ def ttft_config() -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def gateway() -> Iterator[ServerThread]:
     settings = Settings()
-    with ServerThread(create_app(settings, parse_config(ttft_config(), "test")), settings=settings) as server:
+    with serve_gateway(ttft_config(), settings, production_server=True) as server:
         yield server
 
 
@@ -194,8 +193,7 @@ def test_an_answer_sent_at_once_still_streams_its_first_token_first() -> None:
             "models": {name: {"provider": "burst"} for name in ("p1", "p2", "agg")},
             "pipelines": {"moa": {"layers": [{"proposers": ["p1", "p2"]}], "aggregator": "agg"}},
         }
-        settings = Settings()
-        with ServerThread(create_app(settings, parse_config(config, "test")), settings=settings) as gateway:
+        with serve_gateway(config, production_server=True) as gateway:
             body = {"model": "moa", "messages": [{"role": "user", "content": ASK}], "stream": True}
             frames = frames_as_sent(f"{gateway.url}/v1/chat/completions", body)
 

@@ -23,6 +23,7 @@ from moa_gateway.sim.server import create_sim_app
 from moa_gateway.telemetry.tracing import Tracing
 from moa_gateway.telemetry.tracing_setup import tracing_wanted
 from tests.support.configs import SIM_KEY
+from tests.support.gateways import serve_gateway
 from tests.support.otlp import HeaderRecorder, OtlpReceiver
 from tests.support.servers import HangingUpstream, ServerThread, hanging_moa_config, raw_chat_request
 from tests.support.showcase import showcase_config
@@ -79,7 +80,7 @@ def recorded_sim() -> Iterator[tuple[ServerThread, HeaderRecorder]]:
 def traced(recorded_sim: tuple[ServerThread, HeaderRecorder]) -> Iterator[Traced]:
     sim, upstream = recorded_sim
     tracing, exporter = in_memory()
-    with ServerThread(create_app(Settings(), showcase_config(sim.url), tracing=tracing)) as gateway:
+    with serve_gateway(showcase_config(sim.url), tracing=tracing) as gateway:
         yield Traced(gateway.url, exporter, upstream)
 
 
@@ -197,7 +198,7 @@ def test_prompts_and_answers_are_recorded_only_when_asked(
 ) -> None:
     tracing, exporter = in_memory(capture_content=True)
     sim, upstream = recorded_sim
-    with ServerThread(create_app(Settings(), showcase_config(sim.url), tracing=tracing)) as gateway:
+    with serve_gateway(showcase_config(sim.url), tracing=tracing) as gateway:
         answer = Traced(gateway.url, exporter, upstream).post({"model": "alpha"}).json()
         spans = finished_spans(exporter)
 
@@ -214,7 +215,7 @@ def test_a_client_that_leaves_cancels_its_calls_and_their_spans_say_so() -> None
     upstream = HangingUpstream()
     with ServerThread(upstream) as hanging:
         config = parse_config(hanging_moa_config(hanging.url), "hanging")
-        with ServerThread(create_app(Settings(), config, tracing=tracing)) as gateway:
+        with serve_gateway(config, tracing=tracing) as gateway:
             client = raw_chat_request(gateway.port, stream=False)
             assert upstream.wait(upstream.arrived, 3)
             client.close()
@@ -237,7 +238,7 @@ def test_spans_reach_a_real_otlp_http_receiver(
     sim, _ = recorded_sim
     with ServerThread(receiver) as collector:
         monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", collector.url)
-        with ServerThread(create_app(Settings(), showcase_config(sim.url))) as gateway:
+        with serve_gateway(showcase_config(sim.url)) as gateway:
             response = httpx.post(
                 f"{gateway.url}/v1/chat/completions", json={"model": "moa", "messages": ASK}, timeout=20
             )

@@ -17,8 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from moa_gateway.config import parse_config
-from moa_gateway.main import create_app
-from moa_gateway.settings import Settings
+from tests.support.gateways import serve_gateway
 from tests.support.servers import ServerThread
 
 KEY = "sk-upstream-secret-7f3a9"
@@ -97,7 +96,7 @@ def gateway() -> Iterator[ServerThread]:
             },
             "test",
         )
-        with ServerThread(create_app(Settings(), config)) as server:
+        with serve_gateway(config) as server:
             yield server
 
 

@@ -15,9 +15,8 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request
 
-from moa_gateway.config import parse_config
-from moa_gateway.main import create_app
 from moa_gateway.settings import Settings
+from tests.support.gateways import serve_gateway
 from tests.support.metrics import Scrape
 from tests.support.servers import ServerThread
 
@@ -91,7 +90,7 @@ def gateway(base_url: str, transport: str) -> ServerThread:
         "models": {"m": {"provider": "up"}},
         "pipelines": {},
     }
-    return ServerThread(create_app(Settings(upstream_transport=transport), parse_config(config, "proxy")))
+    return serve_gateway(config, Settings(upstream_transport=transport))
 
 
 def ask(server: ServerThread) -> httpx.Response:

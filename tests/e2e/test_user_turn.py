@@ -14,13 +14,12 @@ import openai
 import pytest
 from pydantic import SecretStr
 
-from moa_gateway.config import parse_config
 from moa_gateway.core.prompts import DEFAULT_AGGREGATOR_PROMPT, TURN_NOTE
-from moa_gateway.main import create_app
 from moa_gateway.settings import Settings
 from moa_gateway.sim.core import SimProfile
 from moa_gateway.sim.server import create_sim_app
 from tests.support.configs import PROPOSERS, SIM_KEY, topology
+from tests.support.gateways import serve_gateway
 from tests.support.metrics import Scrape
 from tests.support.recording import Recorder
 from tests.support.servers import ServerThread
@@ -85,7 +84,7 @@ def module_servers() -> Iterator[Servers]:
             },
         }
         settings = Settings(api_keys=SecretStr(f"{KEY_A}, {KEY_B}"))
-        with ServerThread(create_app(settings, parse_config(data, "turn"))) as gateway:
+        with serve_gateway(data, settings) as gateway:
             yield Servers(gateway.url, recorder)
 
 

@@ -9,10 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from moa_gateway.config import parse_config
-from moa_gateway.main import create_app
 from moa_gateway.settings import Settings
 from tests.support.configs import PROPOSERS, SIM_KEY, topology
+from tests.support.gateways import serve_gateway
 from tests.support.recording import Recorder
 from tests.support.servers import ServerThread
 
@@ -40,7 +39,7 @@ def clients_config(upstream_url: str) -> dict[str, Any]:
 def serve(upstream: tuple[str, Recorder], settings: Settings) -> ServerThread:
     """A gateway with `settings` in front of `upstream` (its URL and recorder)."""
     upstream_url, _ = upstream
-    return ServerThread(create_app(settings, parse_config(clients_config(upstream_url), "clients")))
+    return serve_gateway(clients_config(upstream_url), settings)
 
 
 HERE = Path(__file__).parent

@@ -16,9 +16,9 @@ import orjson
 import pytest
 from pydantic import SecretStr
 
-from moa_gateway.main import create_app
 from moa_gateway.settings import Settings
 from tests.support.configs import simulated_config
+from tests.support.gateways import serve_gateway
 from tests.support.metrics import Scrape
 from tests.support.servers import ServerThread
 
@@ -29,7 +29,7 @@ MARGIN_S = 1.5  # generous: "closed within the deadline" must not depend on the 
 
 def serve(**overrides: Any) -> ServerThread:
     settings = Settings(**{"header_timeout_s": TIMEOUT_S, "body_timeout_s": TIMEOUT_S, **overrides})
-    return ServerThread(create_app(settings, simulated_config()), settings=settings)
+    return serve_gateway(simulated_config(), settings, production_server=True)
 
 
 @pytest.fixture(scope="module")
@@ -254,7 +254,7 @@ def test_a_client_that_hangs_up_is_recorded_as_499(
     config = simulated_config(ttft_ms=30_000)
     settings = Settings(body_timeout_s=5, sse_keepalive_s=0.05)
     caplog.set_level(logging.INFO, logger="moa_gateway.api.middleware.request_metrics")
-    with ServerThread(create_app(settings, config), settings=settings) as gateway:
+    with serve_gateway(config, settings, production_server=True) as gateway:
         with socket.create_connection(("127.0.0.1", gateway.port)) as sock:
             sock.sendall(request_bytes)
             started = scrape_when(gateway, lambda s: s.value("moa_requests_in_flight") == 1)

@@ -25,9 +25,9 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response, Streami
 from moa_gateway.cli import build_parser
 from moa_gateway.cli.eval import evaluate
 from moa_gateway.config import parse_config
-from moa_gateway.main import create_app
 from moa_gateway.settings import Settings
 from tests.support.cli import free_port, serve, wait_ready
+from tests.support.gateways import serve_gateway
 from tests.support.servers import ServerThread
 
 TRANSPORTS = ["aiohttp", "httpx"]
@@ -165,7 +165,7 @@ def test_credentials_echoed_by_an_upstream_or_its_proxy_are_scrubbed(
     seen: list[str] = []
     with (
         caplog.at_level(logging.DEBUG),
-        ServerThread(create_app(Settings(upstream_transport=transport), config)) as gateway,
+        serve_gateway(config, Settings(upstream_transport=transport)) as gateway,
         httpx.Client(base_url=gateway.url, timeout=10, trust_env=False) as client,
     ):
         for model, stream, status in [

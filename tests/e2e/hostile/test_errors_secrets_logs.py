@@ -15,13 +15,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from moa_gateway.config import parse_config
-from moa_gateway.main import create_app
 from moa_gateway.service.chat import ChatService
-from moa_gateway.settings import Settings
 from moa_gateway.telemetry.logs import JsonFormatter, TextFormatter
 from moa_gateway.upstream.secrets import redact
 from tests.support.cli import free_port, serve, wait_ready
 from tests.support.configs import simulated_config
+from tests.support.gateways import serve_gateway
 from tests.support.servers import ServerThread
 
 ASK: list[Any] = [{"role": "user", "content": "Hi"}]
@@ -87,7 +86,7 @@ def test_no_cut_of_an_upstream_error_leaves_part_of_a_secret(
     seen: list[str] = []
     with (
         caplog.at_level(logging.DEBUG),
-        ServerThread(create_app(Settings(), config)) as gateway,
+        serve_gateway(config) as gateway,
         httpx.Client(base_url=gateway.url, timeout=10) as client,
     ):
         for model in [f"{kind}-{pad}" for pad in pads for kind in ("pad", "url")]:
@@ -125,7 +124,7 @@ def test_an_unexpected_failure_is_a_500_the_sdk_does_not_retry(monkeypatch: pyte
         raise RuntimeError("a bug of ours")
 
     monkeypatch.setattr(ChatService, "complete", broken_run)
-    with ServerThread(create_app(Settings(), simulated_config())) as gateway:
+    with serve_gateway(simulated_config()) as gateway:
         raw = httpx.post(
             f"{gateway.url}/v1/chat/completions",
             json={"model": "moa", "messages": ASK},
@@ -147,7 +146,7 @@ def test_an_unexpected_failure_is_a_500_the_sdk_does_not_retry(monkeypatch: pyte
 
 def test_every_error_status_carries_a_request_id_and_retry_advice() -> None:
     with (
-        ServerThread(create_app(Settings(), simulated_config())) as gateway,
+        serve_gateway(simulated_config()) as gateway,
         httpx.Client(base_url=gateway.url, timeout=10) as client,
     ):
         responses = {

@@ -11,9 +11,8 @@ import httpx
 import openai
 import pytest
 
-from moa_gateway.main import create_app
-from moa_gateway.settings import Settings
 from tests.support.configs import simulated_config
+from tests.support.gateways import serve_gateway
 from tests.support.servers import ServerThread
 
 ASK = {"role": "user", "content": "What is the weather?"}
@@ -65,7 +64,7 @@ MALFORMED: list[tuple[str, list[Any], str]] = [
 
 @pytest.fixture(scope="module")
 def gateway() -> Iterator[ServerThread]:
-    with ServerThread(create_app(Settings(), simulated_config())) as server:
+    with serve_gateway(simulated_config()) as server:
         yield server
 
 

@@ -17,8 +17,8 @@ import httpx
 import pytest
 
 from moa_gateway.config import parse_config
-from moa_gateway.main import create_app
 from moa_gateway.settings import Settings
+from tests.support.gateways import serve_gateway
 from tests.support.metrics import Scrape
 from tests.support.raw_upstream import (
     ROLE,
@@ -235,8 +235,8 @@ def upstream() -> Iterator[RawUpstream]:
 def gateways(upstream: RawUpstream) -> Iterator[dict[str, ServerThread]]:
     config = parse_config(hostile_config(upstream.url), "hostile")
     with (
-        ServerThread(create_app(Settings(upstream_transport="aiohttp", **LIMITS), config)) as via_aiohttp,
-        ServerThread(create_app(Settings(upstream_transport="httpx", **LIMITS), config)) as via_httpx,
+        serve_gateway(config, Settings(upstream_transport="aiohttp", **LIMITS)) as via_aiohttp,
+        serve_gateway(config, Settings(upstream_transport="httpx", **LIMITS)) as via_httpx,
     ):
         yield {"aiohttp": via_aiohttp, "httpx": via_httpx}
 

@@ -18,9 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from moa_gateway.config import parse_config
-from moa_gateway.main import create_app
 from moa_gateway.settings import Settings
+from tests.support.gateways import serve_gateway
 from tests.support.metrics import Scrape
 from tests.support.raw_upstream import RawUpstream, head, post_within, raw
 from tests.support.servers import ServerThread
@@ -159,7 +158,7 @@ def gateway(upstream: RawUpstream) -> Iterator[ServerThread]:
         },
     }
     settings_ = Settings(upstream_max_body_bytes=64 * 1024, upstream_max_event_bytes=16 * 1024)
-    with ServerThread(create_app(settings_, parse_config(config, "property"))) as server:
+    with serve_gateway(config, settings_) as server:
         yield server
 
 

@@ -10,11 +10,10 @@ from dataclasses import dataclass
 import pytest
 
 from moa_gateway.config import parse_config
-from moa_gateway.main import create_app
-from moa_gateway.settings import Settings
 from moa_gateway.sim.core import SimProfile
 from moa_gateway.sim.server import create_sim_app
 from tests.support.configs import PROPOSERS, SIM_KEY, topology
+from tests.support.gateways import serve_gateway
 from tests.support.recording import Recorder
 from tests.support.redis_server import redis_server
 from tests.support.servers import ServerThread
@@ -59,7 +58,7 @@ def upstream() -> Iterator[tuple[str, Recorder]]:
 def shared_gateway(upstream: tuple[str, Recorder]) -> Iterator[Gateway]:
     upstream_url, recorder = upstream
     config = parse_config(responses_config(upstream_url), "responses")
-    with ServerThread(create_app(Settings(), config)) as gateway:
+    with serve_gateway(config) as gateway:
         yield Gateway(gateway.url, recorder, upstream_url)
 
 

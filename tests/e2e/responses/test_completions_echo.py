@@ -11,10 +11,9 @@ import httpx
 import openai
 import pytest
 
-from moa_gateway.main import create_app
 from moa_gateway.settings import Settings
 from tests.support.configs import simulated_config
-from tests.support.servers import ServerThread
+from tests.support.gateways import serve_gateway
 
 LIMIT = 64 * 1024
 PROMPT = "x" * (LIMIT // 8)
@@ -24,7 +23,7 @@ PROMPT = "x" * (LIMIT // 8)
 def client() -> Iterator[openai.OpenAI]:
     settings = Settings(max_body_bytes=LIMIT)
     with (
-        ServerThread(create_app(settings, simulated_config()), settings=settings) as gateway,
+        serve_gateway(simulated_config(), settings, production_server=True) as gateway,
         openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="unused", max_retries=0) as c,
     ):
         yield c
@@ -52,7 +51,7 @@ def test_a_2_mib_prompt_echoed_128_times_is_refused_in_bounded_memory() -> None:
     """The hostile review's case, at the default 4 MiB body limit: it built a 256 MiB answer (+534 MiB of
     the server's peak memory). Traced here across the server's thread and this client's."""
     body = {"model": "alpha", "prompt": "x" * 2 * 2**20, "n": 128, "echo": True, "max_tokens": 5}
-    with ServerThread(create_app(Settings(), simulated_config())) as gateway:
+    with serve_gateway(simulated_config()) as gateway:
         tracemalloc.start()
         try:
             answer = httpx.post(f"{gateway.url}/v1/completions", json=body, timeout=120)

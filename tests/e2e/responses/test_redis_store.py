@@ -17,12 +17,11 @@ from openai.types.responses import ResponseCompletedEvent
 from pydantic import SecretStr
 
 from moa_gateway.config import parse_config
-from moa_gateway.main import create_app
 from moa_gateway.settings import Settings
 from tests.e2e.responses.conftest import responses_config
 from tests.support.cli import free_port, serve, wait_ready
+from tests.support.gateways import serve_gateway
 from tests.support.recording import Recorder
-from tests.support.servers import ServerThread
 
 
 def _serve(config: Path, store: str) -> tuple[subprocess.Popen[str], str]:
@@ -83,7 +82,7 @@ def test_two_gateway_processes_share_stored_responses(two_gateways: tuple[str, s
 def test_entries_expire_in_redis_after_the_ttl(redis_url: str, upstream: tuple[str, Recorder]) -> None:
     settings = Settings(responses_store=SecretStr(redis_url), responses_store_ttl_s=1)
     config = parse_config(responses_config(upstream[0]), "ttl")
-    with ServerThread(create_app(settings, config)) as gateway, _client(gateway.url) as client:
+    with serve_gateway(config, settings) as gateway, _client(gateway.url) as client:
         response = client.responses.create(model="alpha", input="short-lived")
         assert client.responses.retrieve(response.id).id == response.id
         time.sleep(1.5)
@@ -94,7 +93,7 @@ def test_entries_expire_in_redis_after_the_ttl(redis_url: str, upstream: tuple[s
 def test_a_store_that_is_down_fails_retrieval_but_not_answers(upstream: tuple[str, Recorder]) -> None:
     settings = Settings(responses_store=SecretStr(f"redis://:hunter2secret@127.0.0.1:{free_port()}/0"))
     config = parse_config(responses_config(upstream[0]), "down")
-    with ServerThread(create_app(settings, config)) as gateway, _client(gateway.url) as client:
+    with serve_gateway(config, settings) as gateway, _client(gateway.url) as client:
         assert client.responses.create(model="alpha", input="still answered").status == "completed"
         with pytest.raises(openai.APIStatusError) as caught:
             client.responses.retrieve("resp_123")

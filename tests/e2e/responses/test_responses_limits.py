@@ -11,18 +11,17 @@ import pytest
 from pydantic import SecretStr
 
 from moa_gateway.config import parse_config
-from moa_gateway.main import create_app
 from moa_gateway.settings import Settings
 from tests.e2e.responses.conftest import responses_config
+from tests.support.gateways import serve_gateway
 from tests.support.recording import Recorder
-from tests.support.servers import ServerThread
 
 
 @pytest.fixture(scope="module")
 def guarded(upstream: tuple[str, Recorder]) -> Iterator[str]:
     settings = Settings(api_keys=SecretStr("key-one"), max_body_bytes=2048)
     config = parse_config(responses_config(upstream[0]), "guarded")
-    with ServerThread(create_app(settings, config)) as gateway:
+    with serve_gateway(config, settings) as gateway:
         yield gateway.url
 
 
@@ -46,7 +45,7 @@ def test_the_store_keeps_at_most_its_configured_entries(upstream: tuple[str, Rec
     settings = Settings(responses_store_max_entries=1)  # MOA_RESPONSES_STORE_MAX_ENTRIES=1
     config = parse_config(responses_config(upstream[0]), "one-entry")
     with (
-        ServerThread(create_app(settings, config)) as gateway,
+        serve_gateway(config, settings) as gateway,
         openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="unused", max_retries=0) as client,
     ):
         first = client.responses.create(model="alpha", input="first")

@@ -11,8 +11,7 @@ import orjson
 import pytest
 
 from moa_gateway.config import parse_config
-from moa_gateway.main import create_app
-from moa_gateway.settings import Settings
+from tests.support.gateways import serve_gateway
 from tests.support.health import health_while
 from tests.support.raw_upstream import (
     ROLE,
@@ -25,7 +24,6 @@ from tests.support.raw_upstream import (
     post_within,
     raw,
 )
-from tests.support.servers import ServerThread
 
 HEALTH_LIMIT_S = 1.0
 MANY_CALLS = 10_000
@@ -95,7 +93,7 @@ def gateway() -> Iterator[str]:
         providers = {"raw": {"type": "openai", "base_url": f"{upstream.url}/v1", "api_key": "k"}}
         models = {name: {"provider": "raw"} for name in SCRIPTS}
         config = parse_config({"providers": providers, "models": models, "pipelines": {}}, "raw")
-        with ServerThread(create_app(Settings(), config)) as server:
+        with serve_gateway(config) as server:
             yield server.url
 
 

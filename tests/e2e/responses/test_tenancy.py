@@ -15,11 +15,10 @@ from openai.types.responses import ResponseCompletedEvent
 from pydantic import SecretStr
 
 from moa_gateway.config import parse_config
-from moa_gateway.main import create_app
 from moa_gateway.settings import Settings
 from tests.e2e.responses.conftest import responses_config
+from tests.support.gateways import serve_gateway
 from tests.support.recording import Recorder
-from tests.support.servers import ServerThread
 
 KEY_A, KEY_B = "tenant-a-secret-key", "tenant-b-secret-key"
 
@@ -39,7 +38,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def gateway_url(store: str, upstream: tuple[str, Recorder]) -> Iterator[str]:
     settings = Settings(api_keys=SecretStr(f"{KEY_A}, {KEY_B}"), responses_store=SecretStr(store))
     config = parse_config(responses_config(upstream[0]), "tenancy")
-    with ServerThread(create_app(settings, config)) as gateway:
+    with serve_gateway(config, settings) as gateway:
         yield f"{gateway.url}/v1"
 
 
@@ -93,7 +92,7 @@ def test_redis_names_the_caller_by_a_hash_never_by_the_key(
 ) -> None:
     settings = Settings(api_keys=SecretStr(KEY_A), responses_store=SecretStr(redis_url))
     config = parse_config(responses_config(upstream[0]), "tenancy-keys")
-    with ServerThread(create_app(settings, config)) as gateway, _client(f"{gateway.url}/v1", KEY_A) as a:
+    with serve_gateway(config, settings) as gateway, _client(f"{gateway.url}/v1", KEY_A) as a:
         response = a.responses.create(model="alpha", input="Where am I kept?")
     found = redis.Redis.from_url(redis_url, decode_responses=True).keys(f"*{response.id}")
     keys = [str(k) for k in found]
