@@ -10,14 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
-from moa_gateway.config import parse_config
-from moa_gateway.sim.core import SimProfile
-from moa_gateway.sim.server import create_sim_app
-from tests.support.configs import SIM_KEY
-from tests.support.gateways import serve_gateway
+from tests.support.configs import remote_provider
+from tests.support.gateways import Gateway, recording_upstream, serve_gateway
 from tests.support.metrics import Scrape
-from tests.support.recording import Recorder
-from tests.support.servers import ServerThread
 
 ASK = [{"role": "user", "content": "What is the capital of France?"}]
 
@@ -53,9 +48,7 @@ def spending_config(upstream_url: str) -> dict[str, Any]:
     }
     three_agreeing = ["paris-a", "paris-b", "paris-c"]
     return {
-        "providers": {
-            "up": {"type": "openai", "base_url": upstream_url, "api_key": SIM_KEY, "timeout_s": 10}
-        },
+        "providers": {"up": remote_provider(upstream_url)},
         "models": models,
         "pipelines": {
             "agree": {"layers": [{"proposers": three_agreeing}] * 2, "aggregator": "agg", "early_exit": {}},
@@ -127,10 +120,7 @@ def spending_config(upstream_url: str) -> dict[str, Any]:
     }
 
 
-class Spend:
-    def __init__(self, url: str, recorder: Recorder) -> None:
-        self.url, self.recorder = url, recorder
-
+class Spend(Gateway):
     def post(self, model: str, **body: Any) -> httpx.Response:
         return httpx.post(
             f"{self.url}/v1/chat/completions", json={"model": model, "messages": ASK, **body}, timeout=10
@@ -142,11 +132,11 @@ class Spend:
 
 @pytest.fixture(scope="module")
 def spend_servers() -> Iterator[Spend]:
-    recorder = Recorder(create_sim_app(SimProfile(ttft_ms=1, tokens_per_s=0), api_key=SIM_KEY))
-    with ServerThread(recorder) as upstream:
-        config = parse_config(spending_config(f"{upstream.url}/v1"), "spend")
-        with serve_gateway(config) as gateway:
-            yield Spend(gateway.url, recorder)
+    with (
+        recording_upstream() as (upstream_url, recorder),
+        serve_gateway(spending_config(upstream_url)) as gateway,
+    ):
+        yield Spend(gateway.url, recorder)
 
 
 @pytest.fixture

@@ -16,13 +16,9 @@ from pydantic import SecretStr
 
 from moa_gateway.core.prompts import DEFAULT_AGGREGATOR_PROMPT, TURN_NOTE
 from moa_gateway.settings import Settings
-from moa_gateway.sim.core import SimProfile
-from moa_gateway.sim.server import create_sim_app
-from tests.support.configs import PROPOSERS, SIM_KEY, topology
-from tests.support.gateways import serve_gateway
+from tests.support.configs import PROPOSERS, remote_provider, topology
+from tests.support.gateways import Gateway, recording_upstream, serve_gateway
 from tests.support.metrics import Scrape
-from tests.support.recording import Recorder
-from tests.support.servers import ServerThread
 
 KEY_A, KEY_B = "turn-key-a-0123456789", "turn-key-b-0123456789"
 WEATHER_TOOL: Any = {
@@ -45,15 +41,9 @@ def ask(city: str) -> list[Any]:
     return [SYSTEM, {"role": "user", "content": f"What is the weather in {city}?"}]
 
 
-class Servers:
-    def __init__(self, url: str, recorder: Recorder) -> None:
-        self.url, self.recorder = url, recorder
-
+class Servers(Gateway):
     def client(self, key: str = KEY_A) -> openai.OpenAI:
         return openai.OpenAI(base_url=f"{self.url}/v1", api_key=key, max_retries=0)
-
-    def proposer_bodies(self) -> list[dict[str, Any]]:
-        return [body for model in PROPOSERS for body in self.recorder.sent_to(model)]
 
     def saved(self, pipeline: str) -> float:
         scrape = Scrape(httpx.get(f"{self.url}/metrics").text)
@@ -62,17 +52,9 @@ class Servers:
 
 @pytest.fixture(scope="module")
 def module_servers() -> Iterator[Servers]:
-    recorder = Recorder(create_sim_app(SimProfile(ttft_ms=1, tokens_per_s=0), api_key=SIM_KEY))
-    with ServerThread(recorder) as upstream:
+    with recording_upstream() as (upstream_url, recorder):
         data = topology("remote", layers=1)
-        data["providers"] = {
-            "remote": {
-                "type": "openai",
-                "base_url": f"{upstream.url}/v1",
-                "api_key": SIM_KEY,
-                "timeout_s": 10,
-            }
-        }
+        data["providers"] = {"remote": remote_provider(upstream_url)}
         layers = [{"proposers": PROPOSERS}]
         data["pipelines"] = {
             "turn": {"layers": layers, "aggregator": "omega", "fanout": "user_turn"},

@@ -34,11 +34,11 @@ def simulated_config(ttft_ms: float = 0, tokens_per_s: float = 0, **kwargs: Any)
     return parse_config(data, "test")
 
 
+def remote_provider(base_url: str, api_key: str = SIM_KEY, **options: Any) -> dict[str, Any]:
+    """An `openai` provider at `base_url` (the simulator's `/v1`, say) with a 10 s timeout, and `options`."""
+    return {"type": "openai", "base_url": base_url, "api_key": api_key, "timeout_s": 10, **options}
+
+
 def http_config(base_url: str, api_key: str = SIM_KEY, **kwargs: Any) -> GatewayConfig:
-    data = {
-        "providers": {
-            "remote": {"type": "openai", "base_url": base_url, "api_key": api_key, "timeout_s": 10}
-        },
-        **topology("remote", **kwargs),
-    }
+    data = {"providers": {"remote": remote_provider(base_url, api_key)}, **topology("remote", **kwargs)}
     return parse_config(data, "test")

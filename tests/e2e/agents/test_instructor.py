@@ -5,7 +5,6 @@ The upstream records what each proposer and the aggregator received."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import instructor
 import pytest
@@ -13,7 +12,8 @@ from openai import OpenAI
 from pydantic import BaseModel, field_validator
 
 from moa_gateway.core.advice import ADVISE_INSTRUCTION
-from tests.e2e.agents.conftest import PROPOSERS, AgentGateway
+from tests.support.configs import PROPOSERS
+from tests.support.gateways import Gateway
 
 ADVICE_ONLY = {"tools", "tool_choice", "parallel_tool_calls", "response_format"}
 
@@ -27,20 +27,14 @@ class Forecast(BaseModel):
 
 
 @pytest.fixture
-def client(gateway: AgentGateway) -> Iterator[instructor.Instructor]:
+def client(gateway: Gateway) -> Iterator[instructor.Instructor]:
     with OpenAI(base_url=gateway.base_url, api_key="unused", max_retries=0) as openai_client:
         patched = instructor.from_openai(openai_client)
         assert patched.mode is instructor.Mode.TOOLS, "the default mode"
         yield patched
 
 
-def proposer_bodies(gateway: AgentGateway) -> list[dict[str, Any]]:
-    return [b for model in PROPOSERS for b in gateway.recorder.sent_to(model)]
-
-
-def test_a_response_model_gets_a_validated_instance(
-    client: instructor.Instructor, gateway: AgentGateway
-) -> None:
+def test_a_response_model_gets_a_validated_instance(client: instructor.Instructor, gateway: Gateway) -> None:
     forecast = client.chat.completions.create(
         model="moa-1",
         response_model=Forecast,
@@ -54,7 +48,7 @@ def test_a_response_model_gets_a_validated_instance(
     assert tool["function"]["name"] == "Forecast"
     assert sorted(tool["function"]["parameters"]["required"]) == ["city", "conditions", "temperature_c"]
     assert aggregator["tool_choice"] == {"type": "function", "function": {"name": "Forecast"}}
-    bodies = proposer_bodies(gateway)
+    bodies = gateway.proposer_bodies()
     assert len(bodies) == len(PROPOSERS), "a forced tool choice on moa-1 (tools_mode advise): they advise"
     for body in bodies:
         assert not ADVICE_ONLY & body.keys()
@@ -62,7 +56,7 @@ def test_a_response_model_gets_a_validated_instance(
 
 
 def test_with_the_bypass_pipeline_only_the_aggregator_answers(
-    client: instructor.Instructor, gateway: AgentGateway
+    client: instructor.Instructor, gateway: Gateway
 ) -> None:
     forecast = client.chat.completions.create(
         model="bypass",
@@ -74,10 +68,10 @@ def test_with_the_bypass_pipeline_only_the_aggregator_answers(
     assert isinstance(forecast, Forecast)
     (aggregator,) = gateway.recorder.sent_to("omega")
     assert aggregator["tool_choice"] == {"type": "function", "function": {"name": "Forecast"}}
-    assert proposer_bodies(gateway) == [], "tools_mode bypass: a forced tool choice skips the proposers"
+    assert gateway.proposer_bodies() == [], "tools_mode bypass: a forced tool choice skips the proposers"
 
 
-def test_a_list_of_models_comes_back_validated(client: instructor.Instructor, gateway: AgentGateway) -> None:
+def test_a_list_of_models_comes_back_validated(client: instructor.Instructor, gateway: Gateway) -> None:
     forecasts = client.chat.completions.create(
         model="moa-1",
         response_model=list[Forecast],
@@ -123,7 +117,7 @@ def retry_with_a_refusal(client: instructor.Instructor) -> PickyForecast:
 
 
 def test_a_retry_after_a_validation_error_sends_the_error_as_a_tool_result(
-    client: instructor.Instructor, gateway: AgentGateway
+    client: instructor.Instructor, gateway: Gateway
 ) -> None:
     retry_with_a_refusal(client)
 
@@ -133,7 +127,7 @@ def test_a_retry_after_a_validation_error_sends_the_error_as_a_tool_result(
     (call,) = retry["messages"][-2]["tool_calls"]
     assert retry["messages"][-1]["role"] == "tool" and retry["messages"][-1]["tool_call_id"] == call["id"]
     assert "REFUSED-ONCE" in retry["messages"][-1]["content"]
-    bodies = proposer_bodies(gateway)
+    bodies = gateway.proposer_bodies()
     for body in bodies:
         assert not ADVICE_ONLY & body.keys()
         assert "tool" not in [m["role"] for m in body["messages"]]
@@ -152,14 +146,14 @@ def test_a_retry_after_a_validation_error_sends_the_error_as_a_tool_result(
 
 
 def test_a_named_tool_result_still_shows_proposers_its_call_id(
-    client: instructor.Instructor, gateway: AgentGateway
+    client: instructor.Instructor, gateway: Gateway
 ) -> None:
     retry_with_a_refusal(client)
 
     retry = gateway.recorder.sent_to("omega")[1]
     call_id = retry["messages"][-1]["tool_call_id"]
     assert retry["messages"][-1]["name"] == "PickyForecast", "instructor names the tool result"
-    results = [b["messages"][-1]["content"] for b in proposer_bodies(gateway)]
+    results = [b["messages"][-1]["content"] for b in gateway.proposer_bodies()]
     retry_turn = [r for r in results if r.startswith("[Result of tool call ")]
     assert len(retry_turn) == len(PROPOSERS)
     for result in retry_turn:

@@ -15,7 +15,8 @@ from langchain_openai import ChatOpenAI
 from pydantic import BaseModel
 
 from moa_gateway.core.advice import ADVISE_INSTRUCTION
-from tests.e2e.agents.conftest import PROPOSERS, AgentGateway
+from tests.support.configs import PROPOSERS
+from tests.support.gateways import Gateway
 
 ADVICE_ONLY = {"tools", "tool_choice", "parallel_tool_calls", "response_format"}
 
@@ -45,16 +46,12 @@ class Weather(BaseModel):
 
 
 @pytest.fixture
-def llm(gateway: AgentGateway) -> ChatOpenAI:
+def llm(gateway: Gateway) -> ChatOpenAI:
     return ChatOpenAI(base_url=gateway.base_url, api_key="unused", model="moa-1", max_retries=0)
 
 
-def proposer_bodies(gateway: AgentGateway) -> list[dict[str, Any]]:
-    return [b for model in PROPOSERS for b in gateway.recorder.sent_to(model)]
-
-
-def assert_proposers_only_advise(gateway: AgentGateway) -> list[dict[str, Any]]:
-    bodies = proposer_bodies(gateway)
+def assert_proposers_only_advise(gateway: Gateway) -> list[dict[str, Any]]:
+    bodies = gateway.proposer_bodies()
     assert len(bodies) == len(PROPOSERS)
     for body in bodies:
         assert not ADVICE_ONLY & body.keys()
@@ -63,7 +60,7 @@ def assert_proposers_only_advise(gateway: AgentGateway) -> list[dict[str, Any]]:
     return bodies
 
 
-def test_bind_tools_gets_a_tool_call_from_the_aggregator(llm: ChatOpenAI, gateway: AgentGateway) -> None:
+def test_bind_tools_gets_a_tool_call_from_the_aggregator(llm: ChatOpenAI, gateway: Gateway) -> None:
     message = llm.bind_tools([get_weather]).invoke("What is the weather in Paris?")
 
     assert isinstance(message, AIMessage)
@@ -80,9 +77,7 @@ def test_bind_tools_gets_a_tool_call_from_the_aggregator(llm: ChatOpenAI, gatewa
     assert_proposers_only_advise(gateway)
 
 
-def test_a_tool_message_sent_back_gets_a_final_answer_quoting_it(
-    llm: ChatOpenAI, gateway: AgentGateway
-) -> None:
+def test_a_tool_message_sent_back_gets_a_final_answer_quoting_it(llm: ChatOpenAI, gateway: Gateway) -> None:
     model = llm.bind_tools([get_weather])
     messages: list[BaseMessage] = [HumanMessage("What is the weather in Paris?")]
     first = model.invoke(messages)
@@ -112,7 +107,7 @@ def test_a_tool_message_sent_back_gets_a_final_answer_quoting_it(
         assert "18 degrees" in body["messages"][-1]["content"]
 
 
-def test_streamed_tool_call_chunks_reassemble_into_the_call(llm: ChatOpenAI, gateway: AgentGateway) -> None:
+def test_streamed_tool_call_chunks_reassemble_into_the_call(llm: ChatOpenAI, gateway: Gateway) -> None:
     chunks = list(llm.bind_tools([get_weather]).stream("What is the weather in Paris?"))
 
     assert all(isinstance(c, AIMessageChunk) for c in chunks)
@@ -134,7 +129,7 @@ def test_streamed_tool_call_chunks_reassemble_into_the_call(llm: ChatOpenAI, gat
 
 
 def test_structured_output_by_function_calling_is_a_pydantic_instance(
-    llm: ChatOpenAI, gateway: AgentGateway
+    llm: ChatOpenAI, gateway: Gateway
 ) -> None:
     structured = llm.with_structured_output(Weather, method="function_calling")
 

@@ -24,7 +24,8 @@ from openai import AsyncOpenAI, DefaultAsyncHttpxClient
 from pydantic import BaseModel
 
 from moa_gateway.core.advice import ADVISE_INSTRUCTION
-from tests.e2e.agents.conftest import PROPOSERS, AgentGateway
+from tests.support.configs import PROPOSERS
+from tests.support.gateways import Gateway
 
 ADVICE_ONLY = {"tools", "tool_choice", "parallel_tool_calls", "response_format"}
 ARGS_SCHEMA: dict[str, Any] = {
@@ -37,7 +38,7 @@ set_tracing_disabled(True)  # nothing may try to reach api.openai.com
 
 
 @pytest.fixture
-async def client(gateway: AgentGateway) -> AsyncIterator[AsyncOpenAI]:
+async def client(gateway: Gateway) -> AsyncIterator[AsyncOpenAI]:
     async with AsyncOpenAI(base_url=gateway.base_url, api_key="unused", max_retries=0) as c:
         yield c
 
@@ -65,11 +66,7 @@ def weather_agent(
     )
 
 
-def proposer_bodies(gateway: AgentGateway) -> list[dict[str, Any]]:
-    return [b for model in PROPOSERS for b in gateway.recorder.sent_to(model)]
-
-
-def assert_upstream_saw_one_agent_loop(gateway: AgentGateway) -> None:
+def assert_upstream_saw_one_agent_loop(gateway: Gateway) -> None:
     """Two turns: the aggregator got the tool both times and the tool result the second time; each
     proposer got a text-only view both times."""
     first, second = gateway.recorder.sent_to("omega")
@@ -82,7 +79,7 @@ def assert_upstream_saw_one_agent_loop(gateway: AgentGateway) -> None:
     assert "WEATHER-REPORT" in second["messages"][-1]["content"]
     call_id = second["messages"][-1]["tool_call_id"]
 
-    bodies = proposer_bodies(gateway)
+    bodies = gateway.proposer_bodies()
     assert len(bodies) == 2 * len(PROPOSERS)
     for body in bodies:
         assert not ADVICE_ONLY & body.keys()
@@ -96,7 +93,7 @@ def assert_upstream_saw_one_agent_loop(gateway: AgentGateway) -> None:
 
 
 async def test_runner_calls_the_tool_and_answers_from_its_result(
-    client: AsyncOpenAI, gateway: AgentGateway
+    client: AsyncOpenAI, gateway: Gateway
 ) -> None:
     calls: list[dict[str, str]] = []
 
@@ -112,7 +109,7 @@ async def test_runner_calls_the_tool_and_answers_from_its_result(
 
 
 async def test_streamed_run_calls_the_tool_and_answers_from_its_result(
-    client: AsyncOpenAI, gateway: AgentGateway
+    client: AsyncOpenAI, gateway: Gateway
 ) -> None:
     calls: list[dict[str, str]] = []
 
@@ -131,7 +128,7 @@ async def test_streamed_run_calls_the_tool_and_answers_from_its_result(
 
 
 async def test_a_forced_tool_choice_reaches_the_aggregator_only(
-    client: AsyncOpenAI, gateway: AgentGateway
+    client: AsyncOpenAI, gateway: Gateway
 ) -> None:
     calls: list[dict[str, str]] = []
     settings = ModelSettings(tool_choice="get_weather", parallel_tool_calls=False)
@@ -152,7 +149,7 @@ class Forecast(BaseModel):
     conditions: list[str]
 
 
-async def test_an_output_type_gets_a_validated_instance(client: AsyncOpenAI, gateway: AgentGateway) -> None:
+async def test_an_output_type_gets_a_validated_instance(client: AsyncOpenAI, gateway: Gateway) -> None:
     agent = Agent(
         name="forecaster",
         model=OpenAIChatCompletionsModel(model="moa-1", openai_client=client),
@@ -169,12 +166,12 @@ async def test_an_output_type_gets_a_validated_instance(client: AsyncOpenAI, gat
         "temperature_c",
         "conditions",
     ]
-    bodies = proposer_bodies(gateway)
+    bodies = gateway.proposer_bodies()
     assert len(bodies) == len(PROPOSERS)
     assert all(not ADVICE_ONLY & body.keys() for body in bodies)
 
 
-async def test_the_aggregator_gets_the_conversation_exactly_as_the_sdk_sent_it(gateway: AgentGateway) -> None:
+async def test_the_aggregator_gets_the_conversation_exactly_as_the_sdk_sent_it(gateway: Gateway) -> None:
     sent: list[dict[str, Any]] = []
 
     async def keep(request: Any) -> None:  # an httpx (openai 1.x, 2.x) or httpx2 (3.x) request

@@ -15,15 +15,16 @@ import pytest
 from pydantic import BaseModel
 
 from moa_gateway.core.advice import ADVISE_INSTRUCTION
-from tests.e2e.agents.conftest import PROPOSERS, WEATHER_TOOL, AgentGateway
+from tests.support.gateways import Gateway
 from tests.support.metrics import Scrape
+from tests.support.suites import WEATHER_TOOL
 
 ASK_WEATHER: list[Any] = [{"role": "user", "content": "What is the weather in Paris?"}]
 WEATHER_SCHEMA = WEATHER_TOOL["function"]["parameters"]
 
 
 @pytest.fixture
-def client(gateway: AgentGateway) -> Iterator[openai.OpenAI]:
+def client(gateway: Gateway) -> Iterator[openai.OpenAI]:
     with openai.OpenAI(base_url=gateway.base_url, api_key="unused", max_retries=0) as c:
         yield c
 
@@ -32,12 +33,8 @@ def moa_of(response: Any) -> dict[str, Any]:
     return dict((response.model_extra or {})["moa"])
 
 
-def proposer_bodies(gateway: AgentGateway) -> list[dict[str, Any]]:
-    return [b for model in PROPOSERS for b in gateway.recorder.sent_to(model)]
-
-
 def test_the_aggregator_calls_the_tool_and_proposers_only_advise(
-    client: openai.OpenAI, gateway: AgentGateway
+    client: openai.OpenAI, gateway: Gateway
 ) -> None:
     completion = client.chat.completions.create(
         model="moa-1", messages=ASK_WEATHER, tools=[WEATHER_TOOL], tool_choice="auto"
@@ -55,7 +52,7 @@ def test_the_aggregator_calls_the_tool_and_proposers_only_advise(
 
     (aggregator,) = gateway.recorder.sent_to("omega")
     assert aggregator["tools"] == [WEATHER_TOOL] and aggregator["tool_choice"] == "auto"
-    proposers = proposer_bodies(gateway)
+    proposers = gateway.proposer_bodies()
     assert len(proposers) == 3
     for body in proposers:
         assert not {"tools", "tool_choice", "parallel_tool_calls", "response_format"} & body.keys()
@@ -85,7 +82,7 @@ def test_streamed_tool_call_arrives_in_pieces_and_reassembles(client: openai.Ope
     ]
 
 
-def test_sdk_stream_helper_reassembles_the_tool_call(gateway: AgentGateway) -> None:
+def test_sdk_stream_helper_reassembles_the_tool_call(gateway: Gateway) -> None:
     with (
         openai.OpenAI(base_url=gateway.base_url, api_key="unused", max_retries=0) as client,
         client.chat.completions.stream(model="moa-1", messages=ASK_WEATHER, tools=[WEATHER_TOOL]) as stream,
@@ -98,7 +95,7 @@ def test_sdk_stream_helper_reassembles_the_tool_call(gateway: AgentGateway) -> N
 
 
 def test_a_two_turn_agent_loop_ends_with_an_answer_using_the_tool_result(
-    client: openai.OpenAI, gateway: AgentGateway
+    client: openai.OpenAI, gateway: Gateway
 ) -> None:
     messages: list[Any] = list(ASK_WEATHER)
     first = client.chat.completions.create(model="moa-1", messages=messages, tools=[WEATHER_TOOL])
@@ -115,7 +112,7 @@ def test_a_two_turn_agent_loop_ends_with_an_answer_using_the_tool_result(
     (aggregator,) = gateway.recorder.sent_to("omega")
     assert aggregator["messages"][-1] == {"role": "tool", "tool_call_id": call.id, "content": result}
     assert aggregator["messages"][-2]["tool_calls"][0]["id"] == call.id
-    for body in proposer_bodies(gateway):
+    for body in gateway.proposer_bodies():
         roles = [m["role"] for m in body["messages"]]
         assert "tool" not in roles and not any("tool_calls" in m for m in body["messages"])
         as_text = body["messages"][-1]["content"]
@@ -125,9 +122,7 @@ def test_a_two_turn_agent_loop_ends_with_an_answer_using_the_tool_result(
         assert f"[Called tool get_weather (id {call.id}) with arguments:" in body["messages"][-2]["content"]
 
 
-def test_forced_tool_choice_with_bypass_skips_the_proposers(
-    client: openai.OpenAI, gateway: AgentGateway
-) -> None:
+def test_forced_tool_choice_with_bypass_skips_the_proposers(client: openai.OpenAI, gateway: Gateway) -> None:
     forced: Any = {"type": "function", "function": {"name": "get_weather"}}
     completion = client.chat.completions.create(
         model="bypass", messages=ASK_WEATHER, tools=[WEATHER_TOOL], tool_choice=forced
@@ -135,12 +130,12 @@ def test_forced_tool_choice_with_bypass_skips_the_proposers(
 
     assert completion.choices[0].finish_reason == "tool_calls"
     assert [c["role"] for c in moa_of(completion)["calls"]] == ["aggregator"]
-    assert proposer_bodies(gateway) == []
+    assert gateway.proposer_bodies() == []
 
     client.chat.completions.create(
         model="moa-1", messages=ASK_WEATHER, tools=[WEATHER_TOOL], tool_choice="required"
     )
-    assert len(proposer_bodies(gateway)) == 3, "tools_mode advise (the default): proposers still advise"
+    assert len(gateway.proposer_bodies()) == 3, "tools_mode advise (the default): proposers still advise"
 
 
 class Weather(BaseModel):
@@ -149,21 +144,19 @@ class Weather(BaseModel):
     conditions: list[str]
 
 
-def test_parse_with_a_pydantic_model_gets_a_valid_object(
-    client: openai.OpenAI, gateway: AgentGateway
-) -> None:
+def test_parse_with_a_pydantic_model_gets_a_valid_object(client: openai.OpenAI, gateway: Gateway) -> None:
     completion = client.chat.completions.parse(model="moa-1", messages=ASK_WEATHER, response_format=Weather)
 
     parsed = completion.choices[0].message.parsed
     assert isinstance(parsed, Weather)
     (aggregator,) = gateway.recorder.sent_to("omega")
     assert aggregator["response_format"]["type"] == "json_schema"
-    assert all("response_format" not in body for body in proposer_bodies(gateway))
+    assert all("response_format" not in body for body in gateway.proposer_bodies())
     assert "degraded" not in moa_of(completion)
 
 
 def test_an_answer_off_the_schema_is_retried_once_with_the_error(
-    client: openai.OpenAI, gateway: AgentGateway
+    client: openai.OpenAI, gateway: Gateway
 ) -> None:
     completion = client.chat.completions.parse(
         model="sloppy-json", messages=ASK_WEATHER, response_format=Weather
@@ -178,7 +171,7 @@ def test_an_answer_off_the_schema_is_retried_once_with_the_error(
     assert "does not match the required JSON schema" in retry["messages"][-1]["content"]
 
 
-def test_an_answer_still_off_the_schema_is_returned_marked_degraded(gateway: AgentGateway) -> None:
+def test_an_answer_still_off_the_schema_is_returned_marked_degraded(gateway: Gateway) -> None:
     body = {
         "model": "hopeless-json",
         "messages": ASK_WEATHER,
@@ -195,7 +188,7 @@ def test_an_answer_still_off_the_schema_is_returned_marked_degraded(gateway: Age
     assert len([c for c in moa["calls"] if c["role"] == "aggregator"]) == 2
 
 
-def test_an_invalid_schema_is_a_400(gateway: AgentGateway) -> None:
+def test_an_invalid_schema_is_a_400(gateway: Gateway) -> None:
     body = {
         "model": "moa-1",
         "messages": ASK_WEATHER,
@@ -216,7 +209,7 @@ def test_an_invalid_schema_is_a_400(gateway: AgentGateway) -> None:
 
 
 def test_reasoning_of_the_aggregator_reaches_the_client_and_proposer_thinking_does_not(
-    client: openai.OpenAI, gateway: AgentGateway
+    client: openai.OpenAI, gateway: Gateway
 ) -> None:
     completion = client.chat.completions.create(model="thinking", messages=ASK_WEATHER)
 
@@ -248,9 +241,7 @@ def test_streamed_reasoning_comes_before_the_content(client: openai.OpenAI) -> N
     assert kinds.index("content") > max(i for i, k in enumerate(kinds) if k == "reasoning")
 
 
-def test_n_choices_and_logprobs_come_from_the_final_call(
-    client: openai.OpenAI, gateway: AgentGateway
-) -> None:
+def test_n_choices_and_logprobs_come_from_the_final_call(client: openai.OpenAI, gateway: Gateway) -> None:
     completion = client.chat.completions.create(
         model="moa-1", messages=ASK_WEATHER, n=3, logprobs=True, top_logprobs=2
     )
@@ -263,7 +254,7 @@ def test_n_choices_and_logprobs_come_from_the_final_call(
     calls = moa_of(completion)["calls"]
     assert completion.usage is not None
     assert completion.usage.completion_tokens == sum(c["completion_tokens"] for c in calls)
-    for body in proposer_bodies(gateway):
+    for body in gateway.proposer_bodies():
         assert not {"n", "logprobs", "top_logprobs"} & body.keys()
 
 
@@ -300,7 +291,7 @@ SAMPLING = {"seed", "temperature", "max_completion_tokens", "user"}
 
 @pytest.mark.parametrize("model", ["omega", "moa-1"])
 def test_every_field_reaches_the_acting_model_verbatim(
-    client: openai.OpenAI, gateway: AgentGateway, model: str
+    client: openai.OpenAI, gateway: Gateway, model: str
 ) -> None:
     fields = {**EVERY_FIELD, "tools": [WEATHER_TOOL], "tool_choice": "none"}
     client.chat.completions.create(model=model, messages=ASK_WEATHER, extra_body=fields)
@@ -308,12 +299,12 @@ def test_every_field_reaches_the_acting_model_verbatim(
     (final,) = gateway.recorder.sent_to("omega")
     assert {name: final.get(name) for name in fields} == fields
     assert "moa" not in final
-    for body in proposer_bodies(gateway):
+    for body in gateway.proposer_bodies():
         assert {name: body[name] for name in SAMPLING} == {name: fields[name] for name in SAMPLING}
         assert not (set(fields) - SAMPLING) & body.keys()
 
 
-def test_a_proposers_own_params_pin_its_reasoning_effort(gateway: AgentGateway) -> None:
+def test_a_proposers_own_params_pin_its_reasoning_effort(gateway: Gateway) -> None:
     """The thinker proposer's config sets `simulate`; the client's reasoning_effort stays with the
     aggregator."""
     body = {"model": "thinking", "messages": ASK_WEATHER, "reasoning_effort": "high"}
@@ -325,7 +316,7 @@ def test_a_proposers_own_params_pin_its_reasoning_effort(gateway: AgentGateway) 
     assert aggregator["reasoning_effort"] == "high"
 
 
-def test_references_go_into_the_developer_message(client: openai.OpenAI, gateway: AgentGateway) -> None:
+def test_references_go_into_the_developer_message(client: openai.OpenAI, gateway: Gateway) -> None:
     messages: list[Any] = [{"role": "developer", "content": "Be brief."}, *ASK_WEATHER]
     client.chat.completions.create(model="moa-1", messages=messages)
 
@@ -335,9 +326,7 @@ def test_references_go_into_the_developer_message(client: openai.OpenAI, gateway
     assert "Responses from models:" in aggregator["messages"][0]["content"]
 
 
-def test_a_text_only_model_gets_a_placeholder_for_an_image(
-    client: openai.OpenAI, gateway: AgentGateway
-) -> None:
+def test_a_text_only_model_gets_a_placeholder_for_an_image(client: openai.OpenAI, gateway: Gateway) -> None:
     image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
     messages: list[Any] = [{"role": "user", "content": [{"type": "text", "text": "What is this?"}, image]}]
     completion = client.chat.completions.create(model="mixed-media", messages=messages)
@@ -354,9 +343,7 @@ def test_a_text_only_model_gets_a_placeholder_for_an_image(
     assert aggregator["messages"][-1]["content"][1] == image
 
 
-def test_embeddings_go_to_the_models_provider_and_are_costed(
-    client: openai.OpenAI, gateway: AgentGateway
-) -> None:
+def test_embeddings_go_to_the_models_provider_and_are_costed(client: openai.OpenAI, gateway: Gateway) -> None:
     result = client.embeddings.create(model="alpha", input=["red", "green"], dimensions=16)
 
     assert result.model == "alpha"
@@ -379,7 +366,7 @@ def test_embeddings_with_a_pipeline_is_a_clear_400(client: openai.OpenAI) -> Non
         client.embeddings.create(model="nope", input="red")
 
 
-def test_a_schema_with_a_bad_dollar_schema_is_a_400_not_a_500(gateway: AgentGateway) -> None:
+def test_a_schema_with_a_bad_dollar_schema_is_a_400_not_a_500(gateway: Gateway) -> None:
     body = {
         "model": "moa-1",
         "messages": ASK_WEATHER,

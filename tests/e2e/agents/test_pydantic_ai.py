@@ -16,7 +16,8 @@ from pydantic_ai.models.openai import OpenAIChatModel
 from pydantic_ai.providers.openai import OpenAIProvider
 
 from moa_gateway.core.advice import ADVISE_INSTRUCTION
-from tests.e2e.agents.conftest import PROPOSERS, AgentGateway
+from tests.support.configs import PROPOSERS
+from tests.support.gateways import Gateway
 
 ADVICE_ONLY = {"tools", "tool_choice", "parallel_tool_calls", "response_format"}
 ARGS_SCHEMA: dict[str, Any] = {
@@ -33,14 +34,10 @@ class Forecast(BaseModel):
 
 
 @pytest.fixture
-async def chat_model(gateway: AgentGateway) -> AsyncIterator[OpenAIChatModel]:
+async def chat_model(gateway: Gateway) -> AsyncIterator[OpenAIChatModel]:
     provider = OpenAIProvider(base_url=gateway.base_url, api_key="unused")
     async with provider.client:  # the provider's own client, closed so no socket outlives the test
         yield OpenAIChatModel("moa-1", provider=provider)
-
-
-def proposer_bodies(gateway: AgentGateway) -> list[dict[str, Any]]:
-    return [b for model in PROPOSERS for b in gateway.recorder.sent_to(model)]
 
 
 def assert_proposers_only_advise(bodies: list[dict[str, Any]]) -> None:
@@ -52,7 +49,7 @@ def assert_proposers_only_advise(bodies: list[dict[str, Any]]) -> None:
 
 
 async def test_the_tool_is_called_and_the_output_quotes_its_result(
-    chat_model: OpenAIChatModel, gateway: AgentGateway
+    chat_model: OpenAIChatModel, gateway: Gateway
 ) -> None:
     agent = Agent(chat_model, instructions="Answer weather questions with the tool.")
     calls: list[dict[str, str]] = []
@@ -79,7 +76,7 @@ async def test_the_tool_is_called_and_the_output_quotes_its_result(
     assert second["messages"][-1]["role"] == "tool"
     assert "WEATHER-REPORT" in second["messages"][-1]["content"]
     call_id = second["messages"][-1]["tool_call_id"]
-    bodies = proposer_bodies(gateway)
+    bodies = gateway.proposer_bodies()
     assert len(bodies) == 2 * len(PROPOSERS)
     assert_proposers_only_advise(bodies)
     after_result = [b for b in bodies if "WEATHER-REPORT" in str(b["messages"])]
@@ -89,7 +86,7 @@ async def test_the_tool_is_called_and_the_output_quotes_its_result(
 
 
 async def test_an_output_type_gets_a_validated_instance(
-    chat_model: OpenAIChatModel, gateway: AgentGateway
+    chat_model: OpenAIChatModel, gateway: Gateway
 ) -> None:
     agent = Agent(chat_model, output_type=Forecast)
 
@@ -100,6 +97,6 @@ async def test_an_output_type_gets_a_validated_instance(
     (output_tool,) = aggregator["tools"]
     assert output_tool["function"]["parameters"]["required"] == ["city", "temperature_c", "conditions"]
     assert aggregator["tool_choice"] == "required", "text is no output: the aggregator must call the tool"
-    bodies = proposer_bodies(gateway)
+    bodies = gateway.proposer_bodies()
     assert len(bodies) == len(PROPOSERS)
     assert_proposers_only_advise(bodies)

@@ -5,7 +5,6 @@ called once per user turn (the other iterations reuse their answers), over two u
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 from agents import (
@@ -19,13 +18,14 @@ from agents import (
 from openai import AsyncOpenAI
 
 from moa_gateway.core.prompts import TURN_NOTE
-from tests.e2e.agents.conftest import PROPOSERS, AgentGateway
+from tests.support.configs import PROPOSERS
+from tests.support.gateways import Gateway
 
 set_tracing_disabled(True)  # nothing may try to reach api.openai.com
 
 
 @pytest.fixture
-async def client(gateway: AgentGateway) -> AsyncIterator[AsyncOpenAI]:
+async def client(gateway: Gateway) -> AsyncIterator[AsyncOpenAI]:
     async with AsyncOpenAI(base_url=gateway.base_url, api_key="unused", max_retries=0) as c:
         yield c
 
@@ -49,18 +49,14 @@ def looking_agent(client: AsyncOpenAI, lookups: list[str]) -> Agent[None]:
     )
 
 
-def proposer_bodies(gateway: AgentGateway) -> list[dict[str, Any]]:
-    return [body for model in PROPOSERS for body in gateway.recorder.sent_to(model)]
-
-
 async def test_the_proposers_answer_once_per_user_turn_of_an_agent_loop(
-    client: AsyncOpenAI, gateway: AgentGateway
+    client: AsyncOpenAI, gateway: Gateway
 ) -> None:
     lookups: list[str] = []
     agent = looking_agent(client, lookups)
 
     first = await Runner.run(agent, "What is the weather in Lisbon this week?")
-    after_first_turn = len(proposer_bodies(gateway))
+    after_first_turn = len(gateway.proposer_bodies())
     follow_up: list[TResponseInputItem] = [
         *first.to_input_list(),
         {"role": "user", "content": "And in Porto, this weekend?"},
@@ -71,7 +67,7 @@ async def test_the_proposers_answer_once_per_user_turn_of_an_agent_loop(
     assert "WEATHER-REPORT 3" in str(first.final_output) and "WEATHER-REPORT 6" in str(second.final_output)
     assert len(gateway.recorder.sent_to("looper")) == 8, "4 calls a user turn through the gateway"
     assert after_first_turn == len(PROPOSERS), "once in the first user turn"
-    bodies = proposer_bodies(gateway)
+    bodies = gateway.proposer_bodies()
     assert len(bodies) == 2 * len(PROPOSERS), "once in the second"
     for body in bodies:  # each asked about its turn, up to the user's message
         last = body["messages"][-1]

@@ -6,30 +6,18 @@ from collections.abc import Iterator
 
 import pytest
 
-from moa_gateway.settings import Settings
-from moa_gateway.sim.core import SimProfile
-from moa_gateway.sim.server import create_sim_app
-from tests.e2e.clients.support import Gateway, serve
-from tests.support.configs import SIM_KEY
+from tests.support.gateways import Gateway, recording_upstream, serve_gateway
 from tests.support.recording import Recorder
-from tests.support.servers import ServerThread
+from tests.support.suites import clients_config
 
 
 @pytest.fixture(scope="package")
 def upstream() -> Iterator[tuple[str, Recorder]]:
-    recorder = Recorder(create_sim_app(SimProfile(ttft_ms=1, tokens_per_s=0), api_key=SIM_KEY))
-    with ServerThread(recorder) as server:
-        yield f"{server.url}/v1", recorder
+    with recording_upstream() as upstream:
+        yield upstream
 
 
 @pytest.fixture(scope="package")
 def shared_gateway(upstream: tuple[str, Recorder]) -> Iterator[Gateway]:
-    with serve(upstream, Settings()) as gateway:
+    with serve_gateway(clients_config(upstream[0])) as gateway:
         yield Gateway(gateway.url, upstream[1])
-
-
-@pytest.fixture
-def gateway(shared_gateway: Gateway) -> Gateway:
-    """The shared gateway (default settings), its upstream's recording cleared for this test."""
-    shared_gateway.recorder.clear()
-    return shared_gateway

@@ -4,7 +4,8 @@ middle turn streamed), and a tool loop whose aggregator reasons (`rs_...` refere
 
 from __future__ import annotations
 
-from tests.e2e.clients.support import Gateway, run_node
+from tests.support.gateways import Gateway
+from tests.support.node_clients import run_node
 
 
 def test_a_three_turn_conversation(gateway: Gateway) -> None:

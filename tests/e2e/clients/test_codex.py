@@ -7,7 +7,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from tests.e2e.clients.support import CLIENT_ENV, NODE_MODULES, Gateway
+from tests.support.gateways import Gateway
+from tests.support.node_clients import CLIENT_ENV, NODE_MODULES
 
 
 def test_codex_exec_completes_with_its_default_config(gateway: Gateway, tmp_path: Path) -> None:

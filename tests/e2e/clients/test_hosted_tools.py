@@ -12,8 +12,9 @@ import openai
 import pytest
 
 from moa_gateway.settings import Settings
-from tests.e2e.clients.support import Gateway, serve
+from tests.support.gateways import Gateway, serve_gateway
 from tests.support.recording import Recorder
+from tests.support.suites import clients_config
 
 WEATHER: Any = {
     "type": "function",
@@ -61,7 +62,7 @@ def test_a_tool_choice_forcing_a_dropped_tool_lets_the_model_choose(gateway: Gat
 
 @pytest.fixture
 def strict_gateway(upstream: tuple[str, Recorder]) -> Iterator[Gateway]:
-    with serve(upstream, Settings(hosted_tools="reject")) as server:
+    with serve_gateway(clients_config(upstream[0]), Settings(hosted_tools="reject")) as server:
         upstream[1].clear()
         yield Gateway(server.url, upstream[1])
 

@@ -10,7 +10,7 @@ from typing import Any
 import openai
 import pytest
 
-from tests.e2e.clients.support import Gateway
+from tests.support.gateways import Gateway
 
 
 @pytest.fixture

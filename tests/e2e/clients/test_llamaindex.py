@@ -11,7 +11,8 @@ from typing import Any
 
 import openai
 
-from tests.e2e.clients.support import CLIENT_ENV, Gateway
+from tests.support.gateways import Gateway
+from tests.support.node_clients import CLIENT_ENV
 
 HERE = Path(__file__).parent
 LLAMAINDEX_PYTHON = HERE / ".venv" / "bin" / "python"  # made by `make clients` (`make test` runs it)

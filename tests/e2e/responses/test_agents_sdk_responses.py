@@ -21,8 +21,8 @@ from agents import (
 from agents.models import _openai_shared
 from openai import AsyncOpenAI
 
-from tests.e2e.responses.conftest import Gateway
 from tests.support.configs import PROPOSERS
+from tests.support.gateways import Gateway
 
 set_tracing_disabled(True)  # nothing may try to reach api.openai.com
 

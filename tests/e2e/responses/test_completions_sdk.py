@@ -9,8 +9,8 @@ import httpx
 import openai
 import pytest
 
-from tests.e2e.responses.conftest import Gateway
 from tests.support.configs import PROPOSERS
+from tests.support.gateways import Gateway
 
 
 @pytest.fixture

@@ -18,10 +18,10 @@ from pydantic import SecretStr
 
 from moa_gateway.config import parse_config
 from moa_gateway.settings import Settings
-from tests.e2e.responses.conftest import responses_config
 from tests.support.cli import free_port, serve, wait_ready
 from tests.support.gateways import serve_gateway
 from tests.support.recording import Recorder
+from tests.support.suites import responses_config
 
 
 def _serve(config: Path, store: str) -> tuple[subprocess.Popen[str], str]:

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.e2e.responses.conftest import Gateway
+from tests.support.gateways import Gateway
 from tests.support.health import health_while
 
 HEALTH_LIMIT_S = 1.0

@@ -15,8 +15,8 @@ import openai
 import pytest
 from pydantic import BaseModel
 
-from tests.e2e.responses.conftest import Gateway
 from tests.support.configs import PROPOSERS
+from tests.support.gateways import Gateway
 
 WEATHER: Any = {
     "type": "function",

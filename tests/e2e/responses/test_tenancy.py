@@ -16,9 +16,9 @@ from pydantic import SecretStr
 
 from moa_gateway.config import parse_config
 from moa_gateway.settings import Settings
-from tests.e2e.responses.conftest import responses_config
 from tests.support.gateways import serve_gateway
 from tests.support.recording import Recorder
+from tests.support.suites import responses_config
 
 KEY_A, KEY_B = "tenant-a-secret-key", "tenant-b-secret-key"
 
