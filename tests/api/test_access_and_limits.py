@@ -16,10 +16,9 @@ from pydantic import SecretStr
 from moa_gateway.config import GatewayConfig, parse_config
 from moa_gateway.main import create_app
 from moa_gateway.settings import Settings
+from tests.support.asks import ASK
 from tests.support.configs import simulated_config, topology
 from tests.support.servers import ServerThread
-
-ASK = {"messages": [{"role": "user", "content": "Why is the sky blue?"}]}
 
 
 def client_for(config: GatewayConfig | None = None, **settings: Any) -> TestClient:
@@ -46,7 +45,7 @@ def test_with_keys_set_v1_needs_a_valid_bearer_key(
     headers = {"authorization": authorization} if authorization else {}
 
     response = keyed.request(
-        "POST" if "chat" in path else "GET", path, json={"model": "moa", **ASK}, headers=headers
+        "POST" if "chat" in path else "GET", path, json={"model": "moa", "messages": ASK}, headers=headers
     )
 
     assert response.status_code == 401
@@ -58,7 +57,9 @@ def test_with_keys_set_v1_needs_a_valid_bearer_key(
 @pytest.mark.parametrize("key", ["key-one", "key-two"])
 def test_either_key_is_accepted(keyed: TestClient, key: str) -> None:
     response = keyed.post(
-        "/v1/chat/completions", json={"model": "moa-1", **ASK}, headers={"authorization": f"Bearer {key}"}
+        "/v1/chat/completions",
+        json={"model": "moa-1", "messages": ASK},
+        headers={"authorization": f"Bearer {key}"},
     )
 
     assert response.status_code == 200
@@ -100,11 +101,13 @@ async def test_above_the_concurrency_cap_requests_get_429_not_a_queue() -> None:
     app = create_app(Settings(max_concurrent_requests=1), simulated_config(ttft_ms=400))
     with ServerThread(app) as server:
         async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
-            slow = asyncio.create_task(client.post("/v1/chat/completions", json={"model": "alpha", **ASK}))
+            slow = asyncio.create_task(
+                client.post("/v1/chat/completions", json={"model": "alpha", "messages": ASK})
+            )
             await asyncio.sleep(0.15)  # the first request is in flight
-            refused = await client.post("/v1/chat/completions", json={"model": "alpha", **ASK})
+            refused = await client.post("/v1/chat/completions", json={"model": "alpha", "messages": ASK})
             first = await slow
-            after = await client.post("/v1/chat/completions", json={"model": "alpha", **ASK})
+            after = await client.post("/v1/chat/completions", json={"model": "alpha", "messages": ASK})
 
     assert refused.status_code == 429
     assert refused.headers["retry-after"] == "1"
@@ -117,7 +120,7 @@ def test_while_draining_new_requests_get_503_and_readiness_fails() -> None:
     app = create_app(Settings(), simulated_config())
     with TestClient(app) as client:
         app.state.lifecycle.draining = True
-        chat = client.post("/v1/chat/completions", json={"model": "moa", **ASK})
+        chat = client.post("/v1/chat/completions", json={"model": "moa", "messages": ASK})
         ready = client.get("/readyz")
 
     assert chat.status_code == 503 and chat.json()["error"]["code"] == "shutting_down"
@@ -136,7 +139,7 @@ def test_an_oversized_body_is_413_whether_declared_or_streamed() -> None:
             content=iter([payload[:1000], payload[1000:]]),  # no content-length: chunked
             headers={"content-type": "application/json"},
         )
-        small = httpx.post(f"{server.url}/v1/chat/completions", json={"model": "moa-1", **ASK})
+        small = httpx.post(f"{server.url}/v1/chat/completions", json={"model": "moa-1", "messages": ASK})
 
     for response in (declared, chunked):
         assert response.status_code == 413
@@ -157,7 +160,7 @@ def test_an_oversized_body_is_413_whether_declared_or_streamed() -> None:
 )
 def test_topology_overrides_are_checked(moa: dict[str, Any], param: str) -> None:
     with client_for(max_layers=4, max_proposers=8) as client:
-        response = client.post("/v1/chat/completions", json={"model": "moa", **ASK, "moa": moa})
+        response = client.post("/v1/chat/completions", json={"model": "moa", "messages": ASK, "moa": moa})
 
     assert response.status_code == 400
     assert response.json()["error"]["param"] == param
@@ -166,8 +169,12 @@ def test_topology_overrides_are_checked(moa: dict[str, Any], param: str) -> None
 def test_a_valid_override_runs_the_requested_models() -> None:
     with client_for() as client:
         override = {"layers": [["gamma"]], "aggregator": "beta"}
-        body = client.post("/v1/chat/completions", json={"model": "moa", **ASK, "moa": override}).json()
-        direct = client.post("/v1/chat/completions", json={"model": "alpha", **ASK, "moa": override})
+        body = client.post(
+            "/v1/chat/completions", json={"model": "moa", "messages": ASK, "moa": override}
+        ).json()
+        direct = client.post(
+            "/v1/chat/completions", json={"model": "alpha", "messages": ASK, "moa": override}
+        )
 
     assert [(c["role"], c["model"]) for c in body["moa"]["calls"]] == [
         ("proposer", "gamma"),
@@ -188,8 +195,8 @@ def test_errors_a_client_retry_cannot_fix_say_so() -> None:
     provider = {"type": "openai", "base_url": "http://127.0.0.1:9/v1", "retries": {"max_attempts": 1}}
     down = parse_config({"providers": {"down": provider}, **topology("down")}, "test")
     with client_for() as client, client_for(down) as failing:
-        not_found = client.post("/v1/chat/completions", json={"model": "gpt-9", **ASK})
-        bad_gateway = failing.post("/v1/chat/completions", json={"model": "alpha", **ASK})
+        not_found = client.post("/v1/chat/completions", json={"model": "gpt-9", "messages": ASK})
+        bad_gateway = failing.post("/v1/chat/completions", json={"model": "alpha", "messages": ASK})
 
     assert not_found.status_code == 404 and not_found.headers["x-should-retry"] == "false"
     assert bad_gateway.status_code == 502 and bad_gateway.headers["x-should-retry"] == "false"

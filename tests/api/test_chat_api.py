@@ -12,9 +12,8 @@ from fastapi.testclient import TestClient
 from moa_gateway.config import GatewayConfig, parse_config
 from moa_gateway.main import create_app
 from moa_gateway.settings import Settings
+from tests.support.asks import ASK
 from tests.support.configs import simulated_config, topology
-
-ASK = {"messages": [{"role": "user", "content": "Why is the sky blue?"}]}
 
 
 def client_for(config: GatewayConfig, **settings: Any) -> TestClient:
@@ -33,7 +32,7 @@ def sse_frames(text: str) -> list[str]:
 
 
 def test_moa_completion_has_openai_shape_and_sums_every_call(client: TestClient) -> None:
-    response = client.post("/v1/chat/completions", json={"model": "moa", **ASK})
+    response = client.post("/v1/chat/completions", json={"model": "moa", "messages": ASK})
 
     assert response.status_code == 200
     body = response.json()
@@ -58,7 +57,7 @@ def test_moa_completion_has_openai_shape_and_sums_every_call(client: TestClient)
 
 
 def test_cost_is_tokens_times_price_and_matches_the_header(client: TestClient) -> None:
-    response = client.post("/v1/chat/completions", json={"model": "moa-1", **ASK})
+    response = client.post("/v1/chat/completions", json={"model": "moa-1", "messages": ASK})
 
     body = response.json()
     prices = {"alpha": (1.0, 2.0), "beta": (2.0, 3.0), "gamma": (3.0, 4.0), "omega": (4.0, 5.0)}
@@ -73,7 +72,7 @@ def test_cost_is_tokens_times_price_and_matches_the_header(client: TestClient) -
 
 def test_include_proposals_returns_each_proposers_text(client: TestClient) -> None:
     body = client.post(
-        "/v1/chat/completions", json={"model": "moa-1", **ASK, "moa": {"include_proposals": True}}
+        "/v1/chat/completions", json={"model": "moa-1", "messages": ASK, "moa": {"include_proposals": True}}
     ).json()
 
     proposals = [c for c in body["moa"]["calls"] if c["role"] == "proposer"]
@@ -84,7 +83,9 @@ def test_include_proposals_returns_each_proposers_text(client: TestClient) -> No
 
 
 def test_direct_model_call_makes_one_upstream_call(client: TestClient) -> None:
-    body = client.post("/v1/chat/completions", json={"model": "beta", **ASK, "max_tokens": 4}).json()
+    body = client.post(
+        "/v1/chat/completions", json={"model": "beta", "messages": ASK, "max_tokens": 4}
+    ).json()
 
     assert body["model"] == "beta"
     assert body["choices"][0]["finish_reason"] == "length"
@@ -94,7 +95,7 @@ def test_direct_model_call_makes_one_upstream_call(client: TestClient) -> None:
 
 
 def test_stream_sends_role_first_then_tokens_finish_usage_and_done(client: TestClient) -> None:
-    request = {"model": "moa-1", **ASK, "stream": True, "stream_options": {"include_usage": True}}
+    request = {"model": "moa-1", "messages": ASK, "stream": True, "stream_options": {"include_usage": True}}
     with client.stream("POST", "/v1/chat/completions", json=request) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
@@ -117,7 +118,7 @@ def test_stream_sends_role_first_then_tokens_finish_usage_and_done(client: TestC
 
 def test_stream_without_include_usage_has_no_usage_chunk(client: TestClient) -> None:
     with client.stream(
-        "POST", "/v1/chat/completions", json={"model": "moa-1", **ASK, "stream": True}
+        "POST", "/v1/chat/completions", json={"model": "moa-1", "messages": ASK, "stream": True}
     ) as response:
         frames = sse_frames(response.read().decode())
 
@@ -131,7 +132,7 @@ def test_stream_sends_keepalive_comments_while_proposers_work() -> None:
     with (
         client_for(config, sse_keepalive_s=0.03) as slow,
         slow.stream(
-            "POST", "/v1/chat/completions", json={"model": "moa-1", **ASK, "stream": True}
+            "POST", "/v1/chat/completions", json={"model": "moa-1", "messages": ASK, "stream": True}
         ) as response,
     ):
         frames = sse_frames(response.read().decode())
@@ -151,11 +152,19 @@ def test_stream_sends_keepalive_comments_while_proposers_work() -> None:
             "messages[0].role",
             "Input should be",
         ),
-        ({"model": "moa", **ASK, "temperature": 5}, "temperature", "less than or equal to 2"),
-        ({"model": "moa", **ASK, "n": 129}, "n", "less than or equal to 128"),
-        ({"model": "moa", **ASK, "tools": [{"type": "function"}]}, "tools[0]", "needs its `function`"),
-        ({"model": "moa", **ASK, "moa": {"include_proposal": True}}, "moa.include_proposal", "Extra inputs"),
-        ({**ASK}, "model", "Field required"),
+        ({"model": "moa", "messages": ASK, "temperature": 5}, "temperature", "less than or equal to 2"),
+        ({"model": "moa", "messages": ASK, "n": 129}, "n", "less than or equal to 128"),
+        (
+            {"model": "moa", "messages": ASK, "tools": [{"type": "function"}]},
+            "tools[0]",
+            "needs its `function`",
+        ),
+        (
+            {"model": "moa", "messages": ASK, "moa": {"include_proposal": True}},
+            "moa.include_proposal",
+            "Extra inputs",
+        ),
+        ({"messages": ASK}, "model", "Field required"),
     ],
     ids=["no-messages", "empty-messages", "bad-role", "temperature", "n", "tools", "moa-typo", "no-model"],
 )
@@ -180,7 +189,7 @@ def test_body_that_is_not_a_json_object_is_400(client: TestClient, raw: bytes) -
 
 
 def test_unknown_model_is_404_model_not_found(client: TestClient) -> None:
-    response = client.post("/v1/chat/completions", json={"model": "gpt-9", **ASK})
+    response = client.post("/v1/chat/completions", json={"model": "gpt-9", "messages": ASK})
 
     assert response.status_code == 404
     assert response.json()["error"] == {
@@ -209,7 +218,7 @@ def unreachable_config(api_key: str) -> GatewayConfig:
 def test_unreachable_upstream_is_502_naming_models_never_the_key(stream: bool) -> None:
     key = "sk-live-do-not-leak-42"
     with client_for(unreachable_config(key)) as down:
-        response = down.post("/v1/chat/completions", json={"model": "moa", **ASK, "stream": stream})
+        response = down.post("/v1/chat/completions", json={"model": "moa", "messages": ASK, "stream": stream})
 
     assert response.status_code == 502, "a failure before the first byte keeps its status, streaming or not"
     error = response.json()["error"]

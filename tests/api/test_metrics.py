@@ -20,11 +20,11 @@ from moa_gateway.telemetry.metrics import Metrics
 from moa_gateway.telemetry.observer import TelemetryObserver
 from moa_gateway.upstream.backend import UpstreamBackend
 from moa_gateway.upstream.httpx_client import HttpxClient
+from tests.support.asks import ASK
 from tests.support.backend import complete, providers_of
 from tests.support.configs import simulated_config, topology
 from tests.support.metrics import Scrape
 
-ASK = {"messages": [{"role": "user", "content": "Why is the sky blue?"}]}
 PRICES = {
     "alpha": (1.0, 2.0),
     "beta": (2.0, 3.0),
@@ -41,13 +41,19 @@ def client_for(config: GatewayConfig) -> TestClient:
 def traffic() -> Iterator[tuple[Scrape, list[dict[str, Any]]]]:
     """Two MoA requests, one streamed MoA request and one direct call, each call capped at 5 tokens."""
     with client_for(simulated_config()) as client:
-        bodies = [client.post("/v1/chat/completions", json={"model": "moa-1", **ASK, "max_tokens": 5}).json()]
+        bodies = [
+            client.post(
+                "/v1/chat/completions", json={"model": "moa-1", "messages": ASK, "max_tokens": 5}
+            ).json()
+        ]
         bodies.append(
-            client.post("/v1/chat/completions", json={"model": "moa-1", **ASK, "max_tokens": 5}).json()
+            client.post(
+                "/v1/chat/completions", json={"model": "moa-1", "messages": ASK, "max_tokens": 5}
+            ).json()
         )
         stream = {
             "model": "moa-1",
-            **ASK,
+            "messages": ASK,
             "max_tokens": 5,
             "stream": True,
             "stream_options": {"include_usage": True},
@@ -56,7 +62,9 @@ def traffic() -> Iterator[tuple[Scrape, list[dict[str, Any]]]]:
             frames = [f for f in response.read().decode().split("\n\n") if f.startswith("data: {")]
         bodies.append(json.loads(frames[-1].removeprefix("data: ")))
         bodies.append(
-            client.post("/v1/chat/completions", json={"model": "beta", **ASK, "max_tokens": 3}).json()
+            client.post(
+                "/v1/chat/completions", json={"model": "beta", "messages": ASK, "max_tokens": 3}
+            ).json()
         )
         yield Scrape(client.get("/metrics").text), bodies
 
@@ -153,7 +161,7 @@ def test_failed_and_timed_out_calls_are_counted_with_their_outcome() -> None:
     }
     config = parse_config({"providers": providers, **topology("sim", extra_models=extra)}, "test")
     with client_for(config) as client:
-        body = client.post("/v1/chat/completions", json={"model": "moa-1", **ASK}).json()
+        body = client.post("/v1/chat/completions", json={"model": "moa-1", "messages": ASK}).json()
         scrape = Scrape(client.get("/metrics").text)
 
     assert [c["status"] for c in body["moa"]["calls"]] == ["ok", "error", "error", "ok"]
@@ -173,7 +181,7 @@ def test_failed_and_timed_out_calls_are_counted_with_their_outcome() -> None:
 
 def test_failed_requests_are_counted_and_request_text_never_becomes_a_label() -> None:
     with client_for(simulated_config()) as client:
-        client.post("/v1/chat/completions", json={"model": "private-model-name-9f2", **ASK})
+        client.post("/v1/chat/completions", json={"model": "private-model-name-9f2", "messages": ASK})
         client.post("/v1/chat/completions", json={"model": "moa", "messages": []})
         text = client.get("/metrics").text
     scrape = Scrape(text)
@@ -190,7 +198,7 @@ async def test_a_cancelled_call_is_observed_as_cancelled() -> None:
         backend = UpstreamBackend(
             config, HttpxClient(client), TelemetryObserver(metrics, providers_of(config))
         )
-        spec = CallSpec(1, "proposer", "alpha", ASK["messages"], {})
+        spec = CallSpec(1, "proposer", "alpha", ASK, {})
         task = asyncio.create_task(complete(backend, spec))
         await asyncio.sleep(0.05)
         task.cancel()

@@ -18,6 +18,7 @@ import pytest
 
 from moa_gateway.config import parse_config
 from moa_gateway.settings import Settings
+from tests.support.asks import ASK
 from tests.support.configs import SIM_KEY
 from tests.support.faults import FAULTS, fault_config
 from tests.support.gateways import serve_gateway
@@ -47,7 +48,6 @@ LIMITS: dict[str, Any] = {
     "upstream_max_event_bytes": 16 * 1024,
     "upstream_max_stream_bytes": 256 * 1024,
 }
-ASK = [{"role": "user", "content": "Why is the sky blue?"}]
 RELIABILITY_PAGE = Path(__file__).resolve().parents[2] / "docs" / "operations" / "reliability.md"
 
 

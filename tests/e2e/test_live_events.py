@@ -11,11 +11,11 @@ import openai
 import orjson
 import pytest
 
+from tests.support.asks import ASK
 from tests.support.gateways import serve_gateway
 from tests.support.servers import ServerThread
 from tests.support.showcase import showcase_config
 
-ASK: list[Any] = [{"role": "user", "content": "Why is the sky blue?"}]
 LIVE = {"moa": {"stream_events": True}}
 
 

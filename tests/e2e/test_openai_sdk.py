@@ -13,12 +13,11 @@ import httpx
 import openai
 import pytest
 
+from tests.support.asks import ASK
 from tests.support.configs import http_config
 from tests.support.gateways import serve_gateway
 from tests.support.metrics import Scrape
 from tests.support.servers import ServerThread
-
-ASK: list[Any] = [{"role": "user", "content": "Why is the sky blue?"}]
 
 
 @pytest.fixture(scope="module")

@@ -9,12 +9,11 @@ from typing import Any
 
 import httpx
 
+from tests.support.asks import ASK
 from tests.support.configs import SIM_KEY
 from tests.support.gateways import serve_gateway
 from tests.support.metrics import Scrape
 from tests.support.servers import ServerThread
-
-ASK = [{"role": "user", "content": "Why is the sky blue?"}]
 
 
 def gateway_for(

@@ -12,10 +12,10 @@ import openai
 import pydantic
 import pytest
 
+from tests.support.asks import ASK_WEATHER
 from tests.support.configs import SIM_KEY
 from tests.support.servers import ServerThread
 
-ASK: list[Any] = [{"role": "user", "content": "What is the weather in Paris?"}]
 PARAMETERS = {
     "type": "object",
     "properties": {
@@ -48,7 +48,7 @@ def client(sim_server: ServerThread) -> Iterator[openai.OpenAI]:
 
 
 def test_tools_get_a_tool_call_whose_arguments_fit_the_parameters(client: openai.OpenAI) -> None:
-    completion = client.chat.completions.create(model="sim-alpha", messages=ASK, tools=TOOLS)
+    completion = client.chat.completions.create(model="sim-alpha", messages=ASK_WEATHER, tools=TOOLS)
 
     choice = completion.choices[0]
     assert choice.finish_reason == "tool_calls" and choice.message.content is None
@@ -58,10 +58,10 @@ def test_tools_get_a_tool_call_whose_arguments_fit_the_parameters(client: openai
 
 
 def test_a_streamed_tool_call_is_reassembled_by_the_sdk(client: openai.OpenAI) -> None:
-    whole = client.chat.completions.create(model="sim-alpha", messages=ASK, tools=TOOLS)
+    whole = client.chat.completions.create(model="sim-alpha", messages=ASK_WEATHER, tools=TOOLS)
     argument_deltas = 0
 
-    with client.chat.completions.stream(model="sim-alpha", messages=ASK, tools=TOOLS) as stream:
+    with client.chat.completions.stream(model="sim-alpha", messages=ASK_WEATHER, tools=TOOLS) as stream:
         for event in stream:
             argument_deltas += event.type == "tool_calls.function.arguments.delta"
         final = stream.get_final_completion()
@@ -76,12 +76,12 @@ def test_a_streamed_tool_call_is_reassembled_by_the_sdk(client: openai.OpenAI) -
 
 
 def test_an_agent_loop_ends_after_the_tool_result(client: openai.OpenAI) -> None:
-    first = client.chat.completions.create(model="sim-alpha", messages=ASK, tools=TOOLS)
+    first = client.chat.completions.create(model="sim-alpha", messages=ASK_WEATHER, tools=TOOLS)
     message = first.choices[0].message
     assert message.tool_calls
     result = '{"city": "Paris", "temperature_c": 21, "sky": "clear"}'
     turn = [
-        *ASK,
+        *ASK_WEATHER,
         message.model_dump(exclude_none=True),
         {"role": "tool", "tool_call_id": message.tool_calls[0].id, "content": result},
     ]
@@ -93,14 +93,18 @@ def test_an_agent_loop_ends_after_the_tool_result(client: openai.OpenAI) -> None
 
 
 def test_parse_reads_structured_output_into_a_pydantic_model(client: openai.OpenAI) -> None:
-    completion = client.chat.completions.parse(model="sim-alpha", messages=ASK, response_format=Forecast)
+    completion = client.chat.completions.parse(
+        model="sim-alpha", messages=ASK_WEATHER, response_format=Forecast
+    )
 
     forecast = completion.choices[0].message.parsed
     assert isinstance(forecast, Forecast) and len(forecast.days) >= 2
 
 
 def test_reasoning_content_and_tokens_reach_the_sdk(client: openai.OpenAI) -> None:
-    completion = client.chat.completions.create(model="sim-alpha", messages=ASK, reasoning_effort="low")
+    completion = client.chat.completions.create(
+        model="sim-alpha", messages=ASK_WEATHER, reasoning_effort="low"
+    )
 
     extra = completion.choices[0].message.model_extra or {}
     assert extra["reasoning_content"].startswith("Thinking about 'What is the weather in Paris?'")
@@ -111,7 +115,7 @@ def test_reasoning_content_and_tokens_reach_the_sdk(client: openai.OpenAI) -> No
 
 def test_streamed_reasoning_comes_first(client: openai.OpenAI) -> None:
     stream = client.chat.completions.create(
-        model="sim-alpha", messages=ASK, stream=True, extra_body={"simulate": {"reasoning": True}}
+        model="sim-alpha", messages=ASK_WEATHER, stream=True, extra_body={"simulate": {"reasoning": True}}
     )
     kinds = []
     for chunk in stream:
@@ -126,7 +130,7 @@ def test_streamed_reasoning_comes_first(client: openai.OpenAI) -> None:
 
 
 def test_n_gives_n_choices(client: openai.OpenAI) -> None:
-    completion = client.chat.completions.create(model="sim-alpha", messages=ASK, n=3)
+    completion = client.chat.completions.create(model="sim-alpha", messages=ASK_WEATHER, n=3)
 
     assert [c.index for c in completion.choices] == [0, 1, 2]
     assert len({c.message.content for c in completion.choices}) == 3
@@ -134,7 +138,7 @@ def test_n_gives_n_choices(client: openai.OpenAI) -> None:
 
 def test_logprobs_reach_the_sdk(client: openai.OpenAI) -> None:
     completion = client.chat.completions.create(
-        model="sim-alpha", messages=ASK, logprobs=True, top_logprobs=2
+        model="sim-alpha", messages=ASK_WEATHER, logprobs=True, top_logprobs=2
     )
 
     choice = completion.choices[0]

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import openai
 import pytest
 
 from moa_gateway.core.tokens import count_prompt_tokens
+from tests.support.asks import ASK_CAPITAL
 from tests.support.configs import SIM_KEY
 from tests.support.servers import ServerThread
 
-ASK: list[Any] = [{"role": "user", "content": "What is the capital of France?"}]
 ANSWER = "Paris is the capital of France."
 
 
@@ -24,11 +23,11 @@ def client(sim_server: ServerThread) -> Iterator[openai.OpenAI]:
 
 def test_answer_fixes_the_content_whole_and_streamed(client: openai.OpenAI) -> None:
     fixed = {"simulate": {"answer": ANSWER}}
-    whole = client.chat.completions.create(model="sim-alpha", messages=ASK, extra_body=fixed)
+    whole = client.chat.completions.create(model="sim-alpha", messages=ASK_CAPITAL, extra_body=fixed)
     chunks = list(
         client.chat.completions.create(
             model="sim-beta",
-            messages=ASK,
+            messages=ASK_CAPITAL,
             stream=True,
             stream_options={"include_usage": True},
             extra_body=fixed,
@@ -45,12 +44,12 @@ def test_answer_fixes_the_content_whole_and_streamed(client: openai.OpenAI) -> N
 
 @pytest.mark.parametrize("stream", [False, True])
 def test_context_window_is_a_bad_request_error(client: openai.OpenAI, stream: bool) -> None:
-    window = count_prompt_tokens(ASK) + 5
+    window = count_prompt_tokens(ASK_CAPITAL) + 5
 
     with pytest.raises(openai.BadRequestError) as raised:
         client.chat.completions.create(
             model="sim-alpha",
-            messages=ASK,
+            messages=ASK_CAPITAL,
             max_tokens=6,
             stream=stream,
             extra_body={"simulate": {"context_window": window}},

@@ -10,11 +10,10 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.asks import ASK_CAPITAL
 from tests.support.configs import remote_provider
 from tests.support.gateways import Gateway, recording_upstream, serve_gateway
 from tests.support.metrics import Scrape
-
-ASK = [{"role": "user", "content": "What is the capital of France?"}]
 
 
 def fixed(answer: str, **extra: Any) -> dict[str, Any]:
@@ -123,7 +122,9 @@ def spending_config(upstream_url: str) -> dict[str, Any]:
 class Spend(Gateway):
     def post(self, model: str, **body: Any) -> httpx.Response:
         return httpx.post(
-            f"{self.url}/v1/chat/completions", json={"model": model, "messages": ASK, **body}, timeout=10
+            f"{self.url}/v1/chat/completions",
+            json={"model": model, "messages": ASK_CAPITAL, **body},
+            timeout=10,
         )
 
     def called(self) -> list[str]:
@@ -166,7 +167,12 @@ def test_an_early_exit_streams_the_agreed_answer(spend: Spend) -> None:
     with httpx.stream(
         "POST",
         f"{spend.url}/v1/chat/completions",
-        json={"model": "agree", "messages": ASK, "stream": True, "stream_options": {"include_usage": True}},
+        json={
+            "model": "agree",
+            "messages": ASK_CAPITAL,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        },
         timeout=10,
     ) as response:
         text = response.read().decode()

@@ -13,15 +13,15 @@ import orjson
 import pytest
 
 from moa_gateway.settings import Settings
+from tests.support.asks import SKY
 from tests.support.gateways import serve_gateway
 from tests.support.metrics import Scrape
 from tests.support.servers import ServerThread, raw_post
 
-ASK = "Why is the sky blue?"
 APIS: dict[str, tuple[str, dict[str, Any], bytes]] = {  # path, body, what shows the answer streaming
-    "chat": ("/v1/chat/completions", {"messages": [{"role": "user", "content": ASK}]}, b'"content":"['),
-    "completions": ("/v1/completions", {"prompt": ASK}, b'"text":"['),
-    "responses": ("/v1/responses", {"input": ASK}, b"event: response.output_text.delta"),
+    "chat": ("/v1/chat/completions", {"messages": [{"role": "user", "content": SKY}]}, b'"content":"['),
+    "completions": ("/v1/completions", {"prompt": SKY}, b'"text":"['),
+    "responses": ("/v1/responses", {"input": SKY}, b"event: response.output_text.delta"),
 }
 
 

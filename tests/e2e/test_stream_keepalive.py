@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 from moa_gateway.settings import Settings
+from tests.support.asks import SKY
 from tests.support.gateways import serve_gateway
 from tests.support.servers import ServerThread
 from tests.support.streams import frames_as_sent
@@ -51,11 +52,10 @@ def response_text(frame: bytes) -> bool:
     return b"event: response.output_text.delta" in frame
 
 
-ASK = "Why is the sky blue?"
 APIS: dict[str, tuple[str, dict[str, Any], Callable[[bytes], bool]]] = {
-    "chat": ("/v1/chat/completions", {"messages": [{"role": "user", "content": ASK}]}, chat_text),
-    "completions": ("/v1/completions", {"prompt": ASK}, completion_text),
-    "responses": ("/v1/responses", {"input": ASK}, response_text),
+    "chat": ("/v1/chat/completions", {"messages": [{"role": "user", "content": SKY}]}, chat_text),
+    "completions": ("/v1/completions", {"prompt": SKY}, completion_text),
+    "responses": ("/v1/responses", {"input": SKY}, response_text),
 }
 
 

@@ -15,6 +15,7 @@ import orjson
 import pytest
 
 from moa_gateway.settings import Settings
+from tests.support.asks import SKY
 from tests.support.gateways import serve_gateway
 from tests.support.metrics import Scrape
 from tests.support.servers import ServerThread
@@ -82,7 +83,6 @@ def responses_answer(event: Any) -> bool:
     return str(event.get("type")) in {f"response.{kind}.delta" for kind in kinds}
 
 
-ASK = "Why is the sky blue?"
 WEATHER_TOOL = {"name": "get_weather", "parameters": {"type": "object", "properties": TOOLS}}
 
 
@@ -98,7 +98,7 @@ def test_chat_ttft_ends_at_the_first_chunk_of_reasoning_text_or_tool_call(
     gateway: ServerThread, body: dict[str, Any]
 ) -> None:
     ttft, frames = ttft_of(
-        gateway, "/v1/chat/completions", {**body, "messages": [{"role": "user", "content": ASK}]}
+        gateway, "/v1/chat/completions", {**body, "messages": [{"role": "user", "content": SKY}]}
     )
 
     assert FIRST_TOKEN_S <= ttft <= first(frames, chat_answer), (ttft, frames[:3])
@@ -107,7 +107,7 @@ def test_chat_ttft_ends_at_the_first_chunk_of_reasoning_text_or_tool_call(
 def test_completions_ttft_ends_at_the_first_text_the_reasoning_it_drops_does_not_count(
     gateway: ServerThread,
 ) -> None:
-    body = {"model": "think", "prompt": ASK, "max_tokens": 4, "stream_options": {"include_usage": True}}
+    body = {"model": "think", "prompt": SKY, "max_tokens": 4, "stream_options": {"include_usage": True}}
 
     ttft, frames = ttft_of(gateway, "/v1/completions", body)
 
@@ -129,7 +129,7 @@ def test_completions_ttft_ends_at_the_first_text_the_reasoning_it_drops_does_not
 def test_responses_ttft_ends_at_the_first_event_of_reasoning_text_or_a_function_call(
     gateway: ServerThread, body: dict[str, Any]
 ) -> None:
-    ttft, frames = ttft_of(gateway, "/v1/responses", {**body, "input": ASK})
+    ttft, frames = ttft_of(gateway, "/v1/responses", {**body, "input": SKY})
 
     assert FIRST_TOKEN_S <= ttft <= first(frames, responses_answer), (ttft, frames[2:4])
 
@@ -194,7 +194,7 @@ def test_an_answer_sent_at_once_still_streams_its_first_token_first() -> None:
             "pipelines": {"moa": {"layers": [{"proposers": ["p1", "p2"]}], "aggregator": "agg"}},
         }
         with serve_gateway(config, production_server=True) as gateway:
-            body = {"model": "moa", "messages": [{"role": "user", "content": ASK}], "stream": True}
+            body = {"model": "moa", "messages": [{"role": "user", "content": SKY}], "stream": True}
             frames = frames_as_sent(f"{gateway.url}/v1/chat/completions", body)
 
     texts = [

@@ -22,13 +22,13 @@ from moa_gateway.sim.core import SimProfile
 from moa_gateway.sim.server import create_sim_app
 from moa_gateway.telemetry.tracing import Tracing
 from moa_gateway.telemetry.tracing_setup import tracing_wanted
+from tests.support.asks import ASK
 from tests.support.configs import SIM_KEY
 from tests.support.gateways import serve_gateway
 from tests.support.otlp import HeaderRecorder, OtlpReceiver
 from tests.support.servers import HangingUpstream, ServerThread, hanging_moa_config, raw_chat_request
 from tests.support.showcase import showcase_config
 
-ASK: list[Any] = [{"role": "user", "content": "Why is the sky blue?"}]
 CLIENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CLIENT_SPAN = "00f067aa0ba902b7"
 

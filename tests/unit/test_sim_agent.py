@@ -16,9 +16,9 @@ import pytest
 
 from moa_gateway.core.tokens import count_tokens
 from moa_gateway.sim import core, schema
+from tests.support.asks import ASK_WEATHER
 
 FAST = core.SimProfile(ttft_ms=0, tokens_per_s=0)
-ASK = [{"role": "user", "content": "What is the weather in Paris?"}]
 WEATHER = {
     "type": "function",
     "function": {
@@ -60,11 +60,13 @@ def valid(instance: Any, against: Any) -> bool:
 
 
 async def complete(**fields: Any) -> dict[str, Any]:
-    return await core.complete({"model": "a", "messages": ASK, **fields}, FAST)
+    return await core.complete({"model": "a", "messages": ASK_WEATHER, **fields}, FAST)
 
 
 async def chunks(**fields: Any) -> list[dict[str, Any]]:
-    return [c async for c in core.stream({"model": "a", "messages": ASK, "stream": True, **fields}, FAST)]
+    return [
+        c async for c in core.stream({"model": "a", "messages": ASK_WEATHER, "stream": True, **fields}, FAST)
+    ]
 
 
 def deltas(stream: list[dict[str, Any]], index: int = 0) -> list[dict[str, Any]]:
@@ -219,7 +221,7 @@ async def test_after_a_tool_result_the_answer_is_text_quoting_it() -> None:
     call = (await complete(tools=[WEATHER]))["choices"][0]["message"]["tool_calls"][0]
     result = "Sunny, 24 degrees C, light wind from the west. " * 5
     turn = [
-        *ASK,
+        *ASK_WEATHER,
         {"role": "assistant", "content": None, "tool_calls": [call]},
         {"role": "tool", "tool_call_id": call["id"], "content": result},
     ]
@@ -297,7 +299,7 @@ async def test_json_object_response_format_gets_an_object_with_the_answer() -> N
 async def test_schema_invalid_fault_breaks_the_first_answer_then_fits() -> None:
     counter = core.FaultCounter()
     simulate = {"fault": "schema_invalid", "fault_count": 1, "fault_key": "schema-test"}
-    body = {"model": "a", "messages": ASK, "response_format": person_format(), "simulate": simulate}
+    body = {"model": "a", "messages": ASK_WEATHER, "response_format": person_format(), "simulate": simulate}
 
     first = await core.complete(body, FAST, counter)
     second = await core.complete(body, FAST, counter)

@@ -14,9 +14,9 @@ from moa_gateway.core.tokens import count_prompt_tokens, count_tokens
 from moa_gateway.sim import core
 from moa_gateway.sim.text import answer_text
 from moa_gateway.upstream.providers.simulated import SimulatedTransport
+from tests.support.asks import ASK_CAPITAL
 
 FAST = core.SimProfile(ttft_ms=0, tokens_per_s=0)
-ASK = [{"role": "user", "content": "What is the capital of France?"}]
 ANSWER = "The capital of France is Paris, of course."
 TOOL = {
     "type": "function",
@@ -25,7 +25,7 @@ TOOL = {
 
 
 def body(simulate: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    return {"model": "a", "messages": ASK, "simulate": simulate, **extra}
+    return {"model": "a", "messages": ASK_CAPITAL, "simulate": simulate, **extra}
 
 
 async def test_answer_fixes_the_content_and_usage_counts_it() -> None:
@@ -34,7 +34,7 @@ async def test_answer_fixes_the_content_and_usage_counts_it() -> None:
     choice = reply["choices"][0]
     assert choice["message"]["content"] == ANSWER and choice["finish_reason"] == "stop"
     assert reply["usage"]["completion_tokens"] == count_tokens(ANSWER)
-    assert reply["usage"]["prompt_tokens"] == count_prompt_tokens(ASK)
+    assert reply["usage"]["prompt_tokens"] == count_prompt_tokens(ASK_CAPITAL)
 
 
 async def test_answer_is_the_same_for_every_model_so_proposers_agree() -> None:
@@ -98,7 +98,7 @@ async def test_answer_wins_over_the_judge() -> None:
 
 
 async def test_context_window_answers_openais_400_when_the_request_does_not_fit() -> None:
-    prompt = count_prompt_tokens(ASK)
+    prompt = count_prompt_tokens(ASK_CAPITAL)
 
     with pytest.raises(core.SimulatedHTTPError) as raised:
         await core.complete(body({"context_window": prompt - 1}), FAST)
@@ -116,7 +116,7 @@ async def test_context_window_answers_openais_400_when_the_request_does_not_fit(
 
 
 async def test_context_window_counts_max_tokens_and_lets_a_fitting_request_through() -> None:
-    prompt = count_prompt_tokens(ASK)
+    prompt = count_prompt_tokens(ASK_CAPITAL)
 
     fits = await core.complete(body({"context_window": prompt + 10}, max_tokens=10), FAST)
     assert fits["choices"][0]["message"]["content"]

@@ -8,9 +8,9 @@ from moa_gateway.core.final.select import SELECT_PROMPT
 from moa_gateway.core.prompts import DEFAULT_AGGREGATOR_PROMPT, inject_references
 from moa_gateway.core.tokens import count_prompt_tokens, count_tokens
 from moa_gateway.sim import core
+from tests.support.asks import ASK
 
 FAST = core.SimProfile(ttft_ms=0, tokens_per_s=0)
-ASK = [{"role": "user", "content": "Why is the sky blue?"}]
 
 
 async def ask(model: str, messages: list[dict[str, str]], **extra: object) -> str:

@@ -15,11 +15,11 @@ import pytest
 from pydantic import BaseModel
 
 from moa_gateway.core.advice import ADVISE_INSTRUCTION
+from tests.support.asks import ASK_WEATHER
 from tests.support.gateways import Gateway
 from tests.support.metrics import Scrape
 from tests.support.suites import WEATHER_TOOL
 
-ASK_WEATHER: list[Any] = [{"role": "user", "content": "What is the weather in Paris?"}]
 WEATHER_SCHEMA = WEATHER_TOOL["function"]["parameters"]
 
 

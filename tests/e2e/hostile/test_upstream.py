@@ -18,6 +18,7 @@ import pytest
 
 from moa_gateway.config import parse_config
 from moa_gateway.settings import Settings
+from tests.support.asks import ASK
 from tests.support.gateways import serve_gateway
 from tests.support.metrics import Scrape
 from tests.support.raw_upstream import (
@@ -37,7 +38,6 @@ from tests.support.raw_upstream import (
 )
 from tests.support.servers import ServerThread
 
-ASK = [{"role": "user", "content": "Why is the sky blue?"}]
 TRANSPORTS = ["aiohttp", "httpx"]
 LIMITS: dict[str, Any] = {
     "upstream_max_body_bytes": 64 * 1024,

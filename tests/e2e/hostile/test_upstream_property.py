@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from moa_gateway.settings import Settings
+from tests.support.asks import ASK
 from tests.support.gateways import serve_gateway
 from tests.support.metrics import Scrape
 from tests.support.raw_upstream import RawUpstream, head, post_within, raw
@@ -27,7 +28,6 @@ from tests.support.servers import ServerThread
 PROPERTY = settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-ASK = [{"role": "user", "content": "Why is the sky blue?"}]
 CLIENT_TIMEOUT_S = 10.0  # a hang fails the example; the provider's own timeout_s is 2 s
 
 scalars = (

@@ -11,8 +11,7 @@ from moa_gateway.core.final.select import selected
 from moa_gateway.core.final.sequential import rounds
 from moa_gateway.core.fitting import fit_references
 from moa_gateway.core.plan import Catalogue, LayerPlan, ModelEntry
-
-ASK = [{"role": "user", "content": "What is the capital of France?"}]
+from tests.support.asks import ASK_CAPITAL
 
 
 def test_normalized_agreement_folds_case_space_and_punctuation() -> None:
@@ -37,13 +36,13 @@ def catalogue() -> Catalogue:
 
 def test_no_budget_leaves_the_plan_as_it_is() -> None:
     layers = [LayerPlan(["cheap", "pricey"])]
-    fit = fit_budget(catalogue(), layers, "cheap", ASK, {}, {}, max_usd=None, proposer_cap=None)
+    fit = fit_budget(catalogue(), layers, "cheap", ASK_CAPITAL, {}, {}, max_usd=None, proposer_cap=None)
     assert fit.layers == layers and fit.report is None
 
 
 def test_the_dearest_proposer_goes_first_and_min_proposers_holds() -> None:
     layers = [LayerPlan(["cheap", "pricey", "mid"], min_proposers=2)]
-    fit = fit_budget(catalogue(), layers, "cheap", ASK, {}, {}, max_usd=0.02, proposer_cap=None)
+    fit = fit_budget(catalogue(), layers, "cheap", ASK_CAPITAL, {}, {}, max_usd=0.02, proposer_cap=None)
 
     assert fit.layers[0].proposers == ["cheap", "mid"]
     assert fit.report is not None and fit.report.actions == ["dropped proposer pricey (layer 1)"]
@@ -52,9 +51,9 @@ def test_the_dearest_proposer_goes_first_and_min_proposers_holds() -> None:
 
 def test_the_clients_max_tokens_lowers_the_estimate() -> None:
     layers = [LayerPlan(["pricey"])]
-    loose = fit_budget(catalogue(), layers, "cheap", ASK, {}, {}, max_usd=1.0, proposer_cap=None)
+    loose = fit_budget(catalogue(), layers, "cheap", ASK_CAPITAL, {}, {}, max_usd=1.0, proposer_cap=None)
     tight = fit_budget(
-        catalogue(), layers, "cheap", ASK, {"max_tokens": 10}, {}, max_usd=1.0, proposer_cap=None
+        catalogue(), layers, "cheap", ASK_CAPITAL, {"max_tokens": 10}, {}, max_usd=1.0, proposer_cap=None
     )
     assert loose.report is not None and tight.report is not None
     assert tight.report.estimated_usd < loose.report.estimated_usd / 10
@@ -63,7 +62,14 @@ def test_the_clients_max_tokens_lowers_the_estimate() -> None:
 def test_nothing_fits_is_budget_exceeded() -> None:
     with pytest.raises(Failure) as caught:
         fit_budget(
-            catalogue(), [LayerPlan(["cheap"])], "pricey", ASK, {}, {}, max_usd=1e-6, proposer_cap=None
+            catalogue(),
+            [LayerPlan(["cheap"])],
+            "pricey",
+            ASK_CAPITAL,
+            {},
+            {},
+            max_usd=1e-6,
+            proposer_cap=None,
         )
     assert caught.value.kind == FailureKind.BUDGET_EXCEEDED
 
