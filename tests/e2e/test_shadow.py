@@ -21,7 +21,7 @@ from moa_gateway.settings import Settings
 from moa_gateway.telemetry.metrics import Metrics
 from moa_gateway.wire.requests import ChatCompletionRequest
 from tests.support.gateways import serve_gateway
-from tests.support.metrics import Scrape
+from tests.support.metrics import Scrape, scrape
 from tests.support.servers import ServerThread
 
 BASELINE_TTFT_MS = 1500
@@ -58,14 +58,10 @@ def gateway() -> Iterator[ServerThread]:
         yield server
 
 
-def scrape(server: ServerThread) -> Scrape:
-    return Scrape(httpx.get(f"{server.url}/metrics").text)
-
-
 def wait_for(server: ServerThread, name: str, timeout_s: float = 10.0, **labels: str) -> Scrape:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        metrics = scrape(server)
+        metrics = scrape(server.url)
         if metrics.value(name, **labels) > 0:
             return metrics
         time.sleep(0.05)
@@ -83,7 +79,7 @@ def test_the_client_is_answered_before_the_shadow_work_and_the_verdict_follows(
     with httpx.Client(base_url=gateway.url, timeout=30) as client:
         with client.stream("POST", "/v1/chat/completions", json={**ASK, "stream": stream}) as response:
             body = response.read()
-        answered = scrape(gateway)  # the moment the client has its whole answer
+        answered = scrape(gateway.url)  # the moment the client has its whole answer
 
         assert response.status_code == 200 and b"[omega]" in body
         # Nothing of the shadow had finished by then: not the (slow) baseline, not the judge, no verdict.
@@ -128,7 +124,7 @@ def test_beyond_max_concurrent_new_shadow_work_is_dropped_not_queued(gateway: Se
         metrics = wait_for(gateway, "moa_shadow_dropped_total", pipeline="moa", reason="capacity")
         wait_for(gateway, VERDICT, verdict="win")
         time.sleep(0.3)  # a second evaluation, started with the second response, would have ended by now
-        final = scrape(gateway)
+        final = scrape(gateway.url)
 
     assert metrics.value("moa_shadow_dropped_total") == 1
     assert final.value(VERDICT) == 1 and final.value(CALLS, role="shadow") == 1
@@ -139,7 +135,7 @@ def test_failed_requests_are_not_shadowed(gateway: ServerThread) -> None:
         failed = client.post("/v1/chat/completions", json={**ASK, "model": "moa-broken"})
 
     time.sleep(0.3)  # long enough for a (quick) shadow evaluation to have ended
-    metrics = scrape(gateway)
+    metrics = scrape(gateway.url)
     assert failed.status_code == 502 and metrics.value(CALLS, role="aggregator", outcome="error") == 1
     assert metrics.value(CALLS, role="shadow") == 0 and metrics.value(CALLS, role="judge") == 0
     assert metrics.value(VERDICT) == 0 and metrics.value("moa_shadow_dropped_total") == 0

@@ -8,14 +8,13 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import orjson
 import pytest
 
 from moa_gateway.settings import Settings
 from tests.support.asks import SKY
 from tests.support.gateways import serve_gateway
-from tests.support.metrics import Scrape
+from tests.support.metrics import Scrape, scrape
 from tests.support.servers import ServerThread, raw_post
 
 APIS: dict[str, tuple[str, dict[str, Any], bytes]] = {  # path, body, what shows the answer streaming
@@ -38,10 +37,6 @@ def gateway() -> Iterator[ServerThread]:
         yield server
 
 
-def scrape(gateway: ServerThread) -> Scrape:
-    return Scrape(httpx.get(f"{gateway.url}/metrics").text)
-
-
 def cancelled_aggregators(metrics: Scrape) -> float:
     return metrics.value(
         "moa_upstream_request_duration_seconds_count", role="aggregator", outcome="cancelled"
@@ -51,7 +46,7 @@ def cancelled_aggregators(metrics: Scrape) -> float:
 @pytest.mark.parametrize("api", list(APIS))
 def test_a_client_leaving_mid_answer_cancels_the_aggregators_call(gateway: ServerThread, api: str) -> None:
     path, body, streaming = APIS[api]
-    before = scrape(gateway)
+    before = scrape(gateway.url)
     client = raw_post(gateway.port, path, orjson.dumps({"model": "forever", "stream": True, **body}))
     received = b""
     while streaming not in received:  # the answer is streaming: the stream committed and is writing
@@ -62,7 +57,7 @@ def test_a_client_leaving_mid_answer_cancels_the_aggregators_call(gateway: Serve
     client.close()
 
     deadline = time.monotonic() + 5
-    while cancelled_aggregators(after := scrape(gateway)) == cancelled_aggregators(before):
+    while cancelled_aggregators(after := scrape(gateway.url)) == cancelled_aggregators(before):
         assert time.monotonic() < deadline, "the aggregator's call went on after the client left"
         time.sleep(0.05)
     assert after.value("moa_requests_total", model="forever", status="499") == (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -22,6 +23,22 @@ class Scrape:
         )
 
 
+def scrape(url: str) -> Scrape:
+    """The gateway at `url`'s /metrics, parsed."""
+    return Scrape(httpx.get(f"{url}/metrics").text)
+
+
+def scrape_when(url: str, ready: Callable[[Scrape], bool], timeout_s: float = 5.0) -> Scrape:
+    """The first scrape of `url`'s /metrics that is `ready`, polled every 20 ms; fails after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        scraped = scrape(url)
+        if ready(scraped):
+            return scraped
+        assert time.monotonic() < deadline, "the metrics never showed the expected state"
+        time.sleep(0.02)
+
+
 def wait_for_metric(
     url: str, name: str, at_least: float = 1, timeout_s: float = 10.0, **labels: str
 ) -> Scrape:
@@ -29,7 +46,7 @@ def wait_for_metric(
     does not within `timeout_s` (for what happens after a response, in the background)."""
     deadline = time.monotonic() + timeout_s
     while True:
-        scraped = Scrape(httpx.get(f"{url}/metrics").text)
+        scraped = scrape(url)
         if scraped.value(name, **labels) >= at_least:
             return scraped
         if time.monotonic() > deadline:

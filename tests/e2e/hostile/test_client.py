@@ -19,7 +19,7 @@ from pydantic import SecretStr
 from moa_gateway.settings import Settings
 from tests.support.configs import simulated_config
 from tests.support.gateways import serve_gateway
-from tests.support.metrics import Scrape
+from tests.support.metrics import Scrape, scrape_when
 from tests.support.servers import ServerThread
 
 CHAT = b'{"model": "moa-1", "messages": [{"role": "user", "content": "hi"}]}'
@@ -257,25 +257,15 @@ def test_a_client_that_hangs_up_is_recorded_as_499(
     with serve_gateway(config, settings, production_server=True) as gateway:
         with socket.create_connection(("127.0.0.1", gateway.port)) as sock:
             sock.sendall(request_bytes)
-            started = scrape_when(gateway, lambda s: s.value("moa_requests_in_flight") == 1)
+            started = scrape_when(gateway.url, lambda s: s.value("moa_requests_in_flight") == 1)
             sock.settimeout(5)
             received = b""
             while wait_for is not None and wait_for not in received:
                 received += sock.recv(65536)
-        scrape = scrape_when(gateway, lambda s: s.value("moa_requests_in_flight") == 0)
+        scrape = scrape_when(gateway.url, lambda s: s.value("moa_requests_in_flight") == 0)
 
     assert started.value("moa_requests_total") == 0
     assert scrape.value("moa_requests_total", status="499") == 1
     assert scrape.value("moa_requests_total") == 1, "not also counted as a 500, nor as its 200"
     logged = [getattr(r, "fields", {}) for r in caplog.records]
     assert [f["status"] for f in logged if f.get("event") == "request"] == [499]
-
-
-def scrape_when(gateway: ServerThread, ready: Any, timeout_s: float = 5.0) -> Scrape:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        scrape = Scrape(httpx.get(f"{gateway.url}/metrics").text)
-        if ready(scrape):
-            return scrape
-        assert time.monotonic() < deadline, "the metrics never showed the expected state"
-        time.sleep(0.02)

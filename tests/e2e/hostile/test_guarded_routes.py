@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,7 +20,7 @@ from fastapi.responses import Response
 from moa_gateway.main import create_app
 from moa_gateway.settings import Settings
 from tests.support.configs import simulated_config
-from tests.support.metrics import Scrape
+from tests.support.metrics import Scrape, scrape_when
 from tests.support.servers import ServerThread
 
 EMBED = b'{"model": "alpha", "input": "a cat"}'
@@ -146,8 +145,8 @@ def test_an_embeddings_client_that_hangs_up_cancels_its_upstream_call_and_is_rec
     with serve(app) as gateway:
         with socket.create_connection(("127.0.0.1", gateway.port)) as sock:
             sock.sendall(post_head("/v1/embeddings", len(EMBED)) + EMBED)
-            scrape_when(gateway, lambda s: s.value("moa_requests_in_flight") == 1)
-        scrape = scrape_when(gateway, lambda s: s.value("moa_requests_in_flight") == 0)
+            scrape_when(gateway.url, lambda s: s.value("moa_requests_in_flight") == 1)
+        scrape = scrape_when(gateway.url, lambda s: s.value("moa_requests_in_flight") == 0)
 
     assert scrape.value("moa_requests_total", status="499") == 1
     assert scrape.value("moa_requests_total") == 1
@@ -176,13 +175,3 @@ def test_a_post_route_added_to_the_app_is_guarded_too() -> None:
     assert served.status_code == 200 and served.content == EMBED
     assert scrape.value("moa_requests_total", status="200") == 1
     assert draining.status_code == 503
-
-
-def scrape_when(gateway: ServerThread, ready: Any, timeout_s: float = 5.0) -> Scrape:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        scrape = Scrape(httpx.get(f"{gateway.url}/metrics").text)
-        if ready(scrape):
-            return scrape
-        assert time.monotonic() < deadline, "the metrics never showed the expected state"
-        time.sleep(0.02)

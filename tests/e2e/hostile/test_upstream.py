@@ -20,7 +20,7 @@ from moa_gateway.config import parse_config
 from moa_gateway.settings import Settings
 from tests.support.asks import ASK
 from tests.support.gateways import serve_gateway
-from tests.support.metrics import Scrape
+from tests.support.metrics import scrape
 from tests.support.raw_upstream import (
     ROLE,
     SSE_HEAD,
@@ -246,10 +246,6 @@ def post(gateway: ServerThread, model: str, *, stream: bool = False, **extra: An
     return post_within(f"{gateway.url}/v1/chat/completions", request)
 
 
-def scrape(gateway: ServerThread) -> Scrape:
-    return Scrape(httpx.get(f"{gateway.url}/metrics", timeout=5).text)
-
-
 def sse_payloads(text: str) -> list[str]:
     return [block.removeprefix("data: ") for block in text.split("\n\n") if block.startswith("data: ")]
 
@@ -262,7 +258,7 @@ class Recorded:
         self.before = self._counts()
 
     def _counts(self) -> tuple[float, float]:
-        metrics = scrape(self.gateway)
+        metrics = scrape(self.gateway.url)
         return (
             metrics.value("moa_upstream_errors_total", model=self.model, kind=self.kind),
             metrics.value(
@@ -408,7 +404,7 @@ def test_unencodable_streamed_requests_are_400s_and_do_not_open_a_circuit(
         assert error["message"] == "The request body cannot be forwarded upstream (Recursion limit reached)"
 
     assert httpx.get(f"{gateway.url}/readyz", timeout=5).json()["open_circuits"] == []
-    metrics = scrape(gateway)
+    metrics = scrape(gateway.url)
     assert all(
         metrics.value("moa_circuit_state", model=m, state="closed") == 1 for m in ["alpha", "beta", "omega"]
     )
@@ -422,7 +418,7 @@ def test_the_half_open_trial_survives_an_unencodable_request(
     upstream.scripts["flaky"] = body(b"<html>oops</html>", content_type="text/html")
     first = post(gateway, "p-flaky")
     assert first.json()["moa"]["dropped"] == ["flaky"]
-    assert scrape(gateway).value("moa_circuit_state", model="flaky", state="open") == 1, (
+    assert scrape(gateway.url).value("moa_circuit_state", model="flaky", state="open") == 1, (
         "open after one failure"
     )
     upstream.scripts["flaky"] = json_body(completion("recovered"))
@@ -434,4 +430,4 @@ def test_the_half_open_trial_survives_an_unencodable_request(
     response = post(gateway, "p-flaky")
     (call,) = [c for c in response.json()["moa"]["calls"] if c["model"] == "flaky"]
     assert call["status"] == "ok", "the trial was not taken by the refused request"
-    assert scrape(gateway).value("moa_circuit_state", model="flaky", state="closed") == 1
+    assert scrape(gateway.url).value("moa_circuit_state", model="flaky", state="closed") == 1
