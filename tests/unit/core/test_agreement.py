@@ -1,4 +1,5 @@
-"""`moa.agreement`: how far the last layer's proposals agree, by early exit's measure, and who dissents."""
+"""How much proposers agree (their answers normalized and counted, or compared as token sets), and
+`moa.agreement`: how far the last layer's proposals agree, by early exit's measure, and who dissents."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from moa_gateway.core.agreement import normalized
+from moa_gateway.core.agreement import agreement, normalized
 from moa_gateway.core.events import AgreementMeasured, CallStarted, LayerFinished
 from moa_gateway.core.plan import EarlyExit, Policy, TopologyOverride, make_plan
 from moa_gateway.core.policies import agreement_of
@@ -19,6 +20,18 @@ from moa_gateway.core.runner import Runner, collect
 from moa_gateway.core.types import Answer, CallSpec, RunInput, Usage
 from moa_gateway.wire.chat import moa_body
 from tests.support.core_fakes import QUESTION, FakeBackend, catalogue_with, events_of, plan_of, run_moa
+
+
+def test_normalized_agreement_folds_case_space_and_punctuation() -> None:
+    found = agreement(["Paris.", " paris", "PARIS!", "Lyon"])
+    assert (found.share, found.representative) == (0.75, 0)
+    assert agreement(["a b", "c d"]).share == 0.5
+
+
+def test_similarity_agreement_counts_overlapping_token_sets() -> None:
+    texts = ["the capital is paris", "the capital is paris indeed", "it is lyon"]
+    assert agreement(texts, "similarity", 0.75).share == pytest.approx(2 / 3)
+    assert agreement(texts, "similarity", 0.95).share == pytest.approx(1 / 3)
 
 
 def proposals(*texts: str) -> list[tuple[str, Answer]]:

@@ -1,5 +1,6 @@
 """The final phase as parts: the registry the config reads its aggregation names from, each strategy
-through the runner, and a new strategy added with one registry line."""
+through the runner, a new strategy added with one registry line, how `select` reads the judge's pick and
+how `sequential` windows the proposals."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from moa_gateway.config import ConfigError, parse_config
 from moa_gateway.config.topology import catalogue_of
 from moa_gateway.core.events import Event
 from moa_gateway.core.final import AGGREGATIONS, FINALIZERS, FinalOutcome, Finishing, Proposals
+from moa_gateway.core.final.select import selected
+from moa_gateway.core.final.sequential import rounds
 from moa_gateway.core.plan import make_plan
 from moa_gateway.core.ports import RetryBudget, RunContext
 from moa_gateway.core.runner import Runner, collect
@@ -65,3 +68,17 @@ async def test_a_strategy_added_to_the_registry_is_accepted_by_the_config_and_ru
     answered_by = await run_with("first", backend)
     assert answered_by == "alpha"
     assert [call.role for call in backend.calls] == ["proposer"] * 3  # no aggregator call
+
+
+@pytest.mark.parametrize(
+    ("text", "index"),
+    [("[[2]]", 1), ("I pick [[ 3 ]] because", 2), ("1", 0), ("[[9]]", None), ("the second", None)],
+)
+def test_a_selection_is_read_from_double_brackets_or_a_bare_number(text: str, index: int | None) -> None:
+    assert selected(text, 3) == index
+
+
+def test_sequential_rounds_take_a_window_then_the_carry_plus_window_minus_one() -> None:
+    assert rounds(5, 2) == [(0, 2), (2, 3), (3, 4), (4, 5)]
+    assert rounds(7, 3) == [(0, 3), (3, 5), (5, 7)]
+    assert rounds(2, 3) == [(0, 2)]
