@@ -6,13 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from moa_gateway.core.caller import ANONYMOUS, Caller
-from moa_gateway.core.panel_store import KeptPanel, MemoryPanelStore
+from moa_gateway.core.panel_store import MemoryPanelStore
 from moa_gateway.core.plan import make_plan
 from moa_gateway.core.ports import RetryBudget, RunContext
 from moa_gateway.core.prompts import DEFAULT_AGGREGATOR_PROMPT, TURN_NOTE
 from moa_gateway.core.reports import SavedBy
 from moa_gateway.core.runner import Runner, collect
-from moa_gateway.core.types import Answer, CallSpec, MoaResult, RunInput, Usage
+from moa_gateway.core.types import CallSpec, MoaResult, RunInput
 from tests.support.core_fakes import FakeBackend, catalogue_with
 
 ASK: list[dict[str, Any]] = [
@@ -178,41 +178,3 @@ async def test_every_call_is_the_default_and_runs_the_proposers_on_every_call() 
     (aggregator,) = [c for c in calls if c.role == "aggregator"]
     assert TURN_NOTE not in aggregator.messages[0]["content"]
     assert len(turns.store) == 0
-
-
-def kept(text: str) -> KeptPanel:
-    return KeptPanel((("alpha", Answer(text, "stop", Usage(1, 1))),))
-
-
-async def test_the_store_forgets_the_least_recently_used_past_its_entries() -> None:
-    store = MemoryPanelStore(max_entries=2)
-    await store.put("a", kept("A"))
-    await store.put("b", kept("B"))
-    assert await store.get("a") is not None  # a is now the most recently used
-
-    await store.put("c", kept("C"))
-
-    assert await store.get("b") is None
-    assert await store.get("a") is not None and await store.get("c") is not None
-
-
-async def test_the_store_stays_within_its_bytes() -> None:
-    one = kept("x" * 1000).size()
-    store = MemoryPanelStore(max_bytes=2 * one)
-    for key in "abc":
-        await store.put(key, kept("x" * 1000))
-
-    assert len(store) == 2 and store.bytes == 2 * one and await store.get("a") is None
-    await store.put("huge", kept("x" * 10 * one))
-    assert await store.get("huge") is None and len(store) == 2, "an entry over the limit is not kept"
-
-
-async def test_an_entry_expires_after_its_ttl() -> None:
-    now = [0.0]
-    store = MemoryPanelStore(ttl_s=60, clock=lambda: now[0])
-    await store.put("a", kept("A"))
-
-    now[0] = 59.0
-    assert await store.get("a") is not None
-    now[0] = 61.0
-    assert await store.get("a") is None and store.bytes == 0
