@@ -46,23 +46,8 @@ def create_sim_app(defaults: core.SimProfile | None = None, api_key: str | None 
             return Response(orjson.dumps(completion), media_type="application/json")
         except _ClientGone:
             return Response(status_code=499)  # nobody reads it
-        except core.SimulatorRequestError as exc:
-            return _error(400, str(exc), "invalid_request_error")
-        except core.SimulatedHTTPError as exc:
-            return Response(exc.body, exc.status, headers=exc.headers, media_type=exc.media_type)
-        except core.SimulatedReset as exc:  # promise a whole body, send half, drop the connection
-            length = str(2 * len(exc.partial) or 100)
-            return StreamingResponse(
-                _broken(exc.partial), media_type="application/json", headers={"content-length": length}
-            )
-        except core.SimulatedOversize as exc:  # generated piece by piece, never held whole
-            head, tail = _OVERSIZED_HEAD, _OVERSIZED_TAIL
-            length = str(len(head) + exc.size + len(tail))
-            return StreamingResponse(
-                _oversized(head, exc.size, tail),
-                media_type="application/json",
-                headers={"content-length": length},
-            )
+        except _SIMULATED_ERRORS as exc:
+            return _fault_response(exc, _OVERSIZED_HEAD, _OVERSIZED_TAIL)
 
     @app.post("/v1/embeddings")
     async def create_embeddings(request: Request) -> Response:
@@ -75,23 +60,8 @@ def create_sim_app(defaults: core.SimProfile | None = None, api_key: str | None 
             return Response(orjson.dumps(response), media_type="application/json")
         except _ClientGone:
             return Response(status_code=499)
-        except core.SimulatorRequestError as exc:
-            return _error(400, str(exc), "invalid_request_error")
-        except core.SimulatedHTTPError as exc:
-            return Response(exc.body, exc.status, headers=exc.headers, media_type=exc.media_type)
-        except core.SimulatedReset as exc:
-            length = str(2 * len(exc.partial) or 100)
-            return StreamingResponse(
-                _broken(exc.partial), media_type="application/json", headers={"content-length": length}
-            )
-        except core.SimulatedOversize as exc:
-            head, tail = _OVERSIZED_EMBEDDING_HEAD, _OVERSIZED_EMBEDDING_TAIL
-            length = str(len(head) + exc.size + len(tail))
-            return StreamingResponse(
-                _oversized(head, exc.size, tail),
-                media_type="application/json",
-                headers={"content-length": length},
-            )
+        except _SIMULATED_ERRORS as exc:
+            return _fault_response(exc, _OVERSIZED_EMBEDDING_HEAD, _OVERSIZED_EMBEDDING_TAIL)
 
     @app.get("/v1/models")
     async def list_models() -> dict[str, Any]:
@@ -120,6 +90,34 @@ async def _read(request: Request, api_key: str | None) -> dict[str, Any] | Respo
     if not isinstance(body, dict):
         return _error(400, "The body must be an object", "invalid_request_error")
     return body
+
+
+_SIMULATED_ERRORS = (
+    core.SimulatorRequestError,
+    core.SimulatedHTTPError,
+    core.SimulatedReset,
+    core.SimulatedOversize,
+)
+
+
+def _fault_response(exc: Exception, oversized_head: bytes, oversized_tail: bytes) -> Response:
+    """What a provider would send for a bad request or a simulated fault (both routes alike): an
+    oversized body is the route's own JSON around `exc.size` bytes of filler."""
+    if isinstance(exc, core.SimulatedHTTPError):
+        return Response(exc.body, exc.status, headers=exc.headers, media_type=exc.media_type)
+    if isinstance(exc, core.SimulatedReset):  # promise a whole body, send half, drop the connection
+        length = str(2 * len(exc.partial) or 100)
+        return StreamingResponse(
+            _broken(exc.partial), media_type="application/json", headers={"content-length": length}
+        )
+    if isinstance(exc, core.SimulatedOversize):  # generated piece by piece, never held whole
+        length = str(len(oversized_head) + exc.size + len(oversized_tail))
+        return StreamingResponse(
+            _oversized(oversized_head, exc.size, oversized_tail),
+            media_type="application/json",
+            headers={"content-length": length},
+        )
+    return _error(400, str(exc), "invalid_request_error")
 
 
 def _error(status: int, message: str, error_type: str) -> Response:
