@@ -42,17 +42,7 @@ def _ms(seconds: float) -> float:
 def event_body(event: Event) -> dict[str, Any] | None:
     """One event as its client sees it; None for the answer's own deltas, which go out as chunks."""
     if isinstance(event, CallDelta):
-        body: dict[str, Any] = {
-            "type": "call.delta",
-            "layer": event.layer,
-            "slot": event.slot,
-            "role": event.role,
-            "model": event.model,
-            "text": event.delta.text,
-        }
-        if event.delta.reasoning:
-            body["reasoning"] = event.delta.reasoning
-        return body
+        return _call_delta_body(event)
     if isinstance(event, CallStarted):
         return {
             "type": "call.started",
@@ -90,20 +80,38 @@ def event_body(event: Event) -> dict[str, Any] | None:
             "layers": event.layers,
         }
     if isinstance(event, RunFinished):
-        result = event.result
-        body = {
-            "type": "run.finished",
-            "answered_by": result.answered_by,
-            "cost_usd": round(result.cost_usd, 10),
-            "usage": usage_body(result.usage, result.cost_usd),
-            "dropped": result.dropped,
-        }
-        if result.degraded is not None:
-            body["degraded"] = result.degraded.value
-        return body
+        return _run_finished_body(event)
     if isinstance(event, RunFailed):
         return {"type": "run.failed", **failure_body(event.failure)}
     return None
+
+
+def _call_delta_body(event: CallDelta) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": "call.delta",
+        "layer": event.layer,
+        "slot": event.slot,
+        "role": event.role,
+        "model": event.model,
+        "text": event.delta.text,
+    }
+    if event.delta.reasoning:
+        body["reasoning"] = event.delta.reasoning
+    return body
+
+
+def _run_finished_body(event: RunFinished) -> dict[str, Any]:
+    result = event.result
+    body = {
+        "type": "run.finished",
+        "answered_by": result.answered_by,
+        "cost_usd": round(result.cost_usd, 10),
+        "usage": usage_body(result.usage, result.cost_usd),
+        "dropped": result.dropped,
+    }
+    if result.degraded is not None:
+        body["degraded"] = result.degraded.value
+    return body
 
 
 def event_bodies(events: Iterable[Event]) -> list[dict[str, Any]]:
