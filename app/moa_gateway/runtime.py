@@ -24,7 +24,7 @@ from moa_gateway.eval.shadow import ShadowEvaluator, shadow_evaluator
 from moa_gateway.service.cache import CachePolicy, ResponseCache, cache_store
 from moa_gateway.service.chat import AfterPrepare, AfterResponse, ChatLimits, ChatRun, ChatService
 from moa_gateway.service.embeddings import EmbeddingsService
-from moa_gateway.service.response_store import StoreLimits, response_store
+from moa_gateway.service.response_store import ResponseStore, StoreLimits, response_store
 from moa_gateway.service.responses import ResponsesService
 from moa_gateway.service.roles import RoleTagged
 from moa_gateway.service.schema_check.checker import SchemaChecks
@@ -82,27 +82,9 @@ async def open_runtime(
     tracing: Tracing | None = None,
 ) -> AsyncIterator[Runtime]:
     """Everything a request needs, for as long as the context is open (the upstream client with it)."""
-    pool = ConnectionPool(
-        pool_size(
-            config,
-            max_concurrent_requests=settings.max_concurrent_requests,
-            max_proposers=settings.max_proposers,
-            total=settings.upstream_max_connections,
-            caps=connection_caps(config),
-        ),
-        metrics,
-    )
+    pool = _connection_pool(settings, config, metrics)
     async with aclosing(upstream_client(settings, pool.size.total)) as client:
-        endpoints = endpoints_of(config)
-        observer: CallObserver = TelemetryObserver(
-            metrics,
-            {alias: m.provider for alias, m in config.models.items()},
-            gen_ai_targets(config, endpoints),
-        )
-        if tracing is not None:  # imported only when on: OpenTelemetry is an optional extra
-            from moa_gateway.telemetry.trace_observer import TracingObserver, call_targets
-
-            observer = TracingObserver(observer, tracing, call_targets(config, endpoints))
+        observer = _call_observer(config, metrics, tracing)
         backend = UpstreamBackend(config, client, observer, UpstreamLimits.from_settings(settings), pool)
         catalogue = catalogue_of(config)
         limits = ChatLimits(
@@ -127,12 +109,7 @@ async def open_runtime(
 
         shadow = shadow_evaluator(config, chat_as, metrics, shadow_refusal)
         audits = gate_auditor(config, chat_as, metrics, shadow_refusal)  # shed like shadow work
-        cache = ResponseCache(
-            cache_store(settings.cache.get_secret_value(), settings.cache_max_bytes, metrics),
-            cache_policy(config),
-            metrics,
-        )
-        logger.info("response cache: %s", cache.describe())
+        cache = _response_cache(settings, config, metrics)
         chat = ChatService(
             Runner(backend, catalogue),
             catalogue,
@@ -142,13 +119,7 @@ async def open_runtime(
             cache=cache,
         )
         embeddings = EmbeddingsService(backend, catalogue, settings.retry_budget)
-        store_limits = StoreLimits(
-            settings.responses_store_max_entries,
-            settings.responses_store_max_bytes,
-            settings.responses_store_ttl_s,
-        )
-        store = response_store(settings.responses_store.get_secret_value(), store_limits)
-        logger.info("responses store: %s", store.describe())  # who can continue a stored response
+        store = _response_store(settings)
         try:
             yield Runtime(
                 settings,
@@ -187,6 +158,17 @@ def _offers(hooks: list[AfterPrepare]) -> AfterPrepare | None:
     return offer
 
 
+def _response_cache(settings: Settings, config: GatewayConfig, metrics: Metrics) -> ResponseCache:
+    """The response cache (MOA_CACHE) of the pipelines and models that configure one."""
+    cache = ResponseCache(
+        cache_store(settings.cache.get_secret_value(), settings.cache_max_bytes, metrics),
+        cache_policy(config),
+        metrics,
+    )
+    logger.info("response cache: %s", cache.describe())
+    return cache
+
+
 def cache_policy(config: GatewayConfig) -> CachePolicy:
     """The ids whose requests are cached, with their TTLs, and the config's fingerprint: every pipeline
     and model as configured (what a request may name, in `model` or `moa.layers`), so an answer made
@@ -201,3 +183,43 @@ def cache_policy(config: GatewayConfig) -> CachePolicy:
     }
     digest = hashlib.sha256(orjson.dumps(answering, option=orjson.OPT_SORT_KEYS)).hexdigest()
     return CachePolicy(ttl_s, digest[:32])
+
+
+def _connection_pool(settings: Settings, config: GatewayConfig, metrics: Metrics) -> ConnectionPool:
+    """The upstream connections: sized for the requests and proposers allowed in flight, within the
+    configured total and each provider's own cap."""
+    size = pool_size(
+        config,
+        max_concurrent_requests=settings.max_concurrent_requests,
+        max_proposers=settings.max_proposers,
+        total=settings.upstream_max_connections,
+        caps=connection_caps(config),
+    )
+    return ConnectionPool(size, metrics)
+
+
+def _call_observer(config: GatewayConfig, metrics: Metrics, tracing: Tracing | None) -> CallObserver:
+    """What sees every upstream call: the metrics, and a span per call when tracing is on."""
+    endpoints = endpoints_of(config)
+    observer: CallObserver = TelemetryObserver(
+        metrics,
+        {alias: m.provider for alias, m in config.models.items()},
+        gen_ai_targets(config, endpoints),
+    )
+    if tracing is not None:  # imported only when on: OpenTelemetry is an optional extra
+        from moa_gateway.telemetry.trace_observer import TracingObserver, call_targets
+
+        observer = TracingObserver(observer, tracing, call_targets(config, endpoints))
+    return observer
+
+
+def _response_store(settings: Settings) -> ResponseStore:
+    """Where /v1/responses keeps stored responses (MOA_RESPONSES_STORE), within its limits."""
+    limits = StoreLimits(
+        settings.responses_store_max_entries,
+        settings.responses_store_max_bytes,
+        settings.responses_store_ttl_s,
+    )
+    store = response_store(settings.responses_store.get_secret_value(), limits)
+    logger.info("responses store: %s", store.describe())  # who can continue a stored response
+    return store
