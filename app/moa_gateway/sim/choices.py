@@ -224,6 +224,22 @@ class Choice:
         return steps
 
 
+def stream_chunk(
+    base: dict[str, Any],
+    logprobs: bool,
+    delta: dict[str, Any],
+    finish_reason: str | None = None,
+    index: int = 0,
+    logprob: Any = None,
+) -> dict[str, Any]:
+    """One chunk of a streamed completion: `base` (id, object, created, model) and one choice's delta."""
+    choice: dict[str, Any] = {"index": index, "delta": delta}
+    if logprobs:
+        choice["logprobs"] = None if logprob is None else {"content": [logprob], "refusal": None}
+    choice["finish_reason"] = finish_reason
+    return {**base, "choices": [choice]}
+
+
 def variant_seed(seed: int | None, index: int) -> int | None:
     """The seed choice `index` is written with: the request's for the first, another for each next."""
     return seed if index == 0 else _digest(str(seed), "variant", str(index)) >> 1

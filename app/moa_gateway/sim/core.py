@@ -56,6 +56,7 @@ at 1 always agree, at 0 (the default) never; so `moa.agreement` can be steered. 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import itertools
 import time
@@ -318,16 +319,7 @@ async def stream(
         "created": int(time.time()),
         "model": reply.model,
     }
-
-    def chunk(
-        delta: dict[str, Any], finish_reason: str | None = None, index: int = 0, logprob: Any = None
-    ) -> dict[str, Any]:
-        choice: dict[str, Any] = {"index": index, "delta": delta}
-        if reply.logprobs:
-            choice["logprobs"] = None if logprob is None else {"content": [logprob], "refusal": None}
-        choice["finish_reason"] = finish_reason
-        return {**base, "choices": [choice]}
-
+    chunk = functools.partial(choices.stream_chunk, base, reply.logprobs)
     if fault == "empty_choices":
         await _sleep_until(first_token_at)
         yield {**base, "choices": []}
