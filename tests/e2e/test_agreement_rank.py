@@ -15,15 +15,13 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from moa_gateway.config import parse_config
-from moa_gateway.main import create_app
-from moa_gateway.settings import Settings
 from moa_gateway.telemetry.tracing import Tracing
 from tests.support.agreement import agreement_config
+from tests.support.asks import ASK
+from tests.support.gateways import serve_gateway
 from tests.support.metrics import Scrape
 from tests.support.servers import ServerThread
 
-ASK: list[Any] = [{"role": "user", "content": "Why is the sky blue?"}]
 AGREEMENT = {"score": 0.667, "method": "normalized", "layer": 1, "proposals": 3, "dissent": ["gamma"]}
 
 
@@ -40,10 +38,7 @@ def gateway(sim_server: ServerThread) -> Iterator[Gateway]:
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    app = create_app(
-        Settings(), parse_config(agreement_config(sim_server.url), "test"), tracing=Tracing(provider)
-    )
-    with ServerThread(app) as server:
+    with serve_gateway(agreement_config(sim_server.url), tracing=Tracing(provider)) as server:
         yield Gateway(server, exporter)
 
 

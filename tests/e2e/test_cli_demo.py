@@ -5,24 +5,16 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import openai
 
+from tests.support.asks import ASK
+from tests.support.cli import free_port, wait_ready
 from tests.support.configs import SIM_KEY
 from tests.support.servers import ServerThread
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def start(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen[str]:
@@ -42,19 +34,9 @@ def ask(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[str, str]:
     port = free_port()
     process = start([*args, "--port", str(port)], cwd, env)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, process.communicate()[0]
-            assert time.monotonic() < deadline, "the gateway did not become ready in 30 s"
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+        wait_ready(f"http://127.0.0.1:{port}", process)
         with openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", max_retries=0) as client:
-            completion = client.chat.completions.create(
-                model="moa", messages=[{"role": "user", "content": "Why is the sky blue?"}]
-            )
+            completion = client.chat.completions.create(model="moa", messages=ASK)
     finally:
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=20)

@@ -10,24 +10,23 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import openai
 import pytest
 from openai.types.chat import ChatCompletion
 
 from moa_gateway.config import GatewayConfig, parse_config
 from moa_gateway.core.caller import ANONYMOUS
-from moa_gateway.main import create_app
 from moa_gateway.runtime import open_runtime
 from moa_gateway.service.chat import AfterResponse
 from moa_gateway.settings import Settings
 from moa_gateway.telemetry.metrics import Metrics
 from moa_gateway.wire.requests import ChatCompletionRequest
+from tests.support.asks import ASK
 from tests.support.configs import SIM_KEY, topology
-from tests.support.metrics import Scrape, wait_for_metric
+from tests.support.gateways import serve_gateway
+from tests.support.metrics import Scrape, scrape, wait_for_metric
 from tests.support.servers import ServerThread
 
-ASK: list[Any] = [{"role": "user", "content": "Why is the sky blue?"}]
 JUDGE_DELAY_S = 2.0
 CALLS = "moa_upstream_request_duration_seconds_count"
 AGREE = {"simulate": {"agreement": 1}}  # every gate sample gives the same answer
@@ -57,7 +56,7 @@ def gate_config(sim_url: str, **gate: Any) -> GatewayConfig:
 
 
 def gateway(sim_server: ServerThread, **gate: Any) -> ServerThread:
-    return ServerThread(create_app(Settings(), gate_config(sim_server.url, **gate)))
+    return serve_gateway(gate_config(sim_server.url, **gate))
 
 
 @pytest.fixture
@@ -72,10 +71,6 @@ def client_of(server: ServerThread) -> openai.OpenAI:
 
 def moa_of(completion: ChatCompletion) -> dict[str, Any]:
     return dict((completion.model_extra or {})["moa"])
-
-
-def scrape(server: ServerThread) -> Scrape:
-    return Scrape(httpx.get(f"{server.url}/metrics").text)
 
 
 def test_agreeing_samples_make_only_the_gates_calls_and_say_why(agreement_gate: ServerThread) -> None:
@@ -96,7 +91,7 @@ def test_agreeing_samples_make_only_the_gates_calls_and_say_why(agreement_gate: 
         "audited": False,
         "reason": "3 of 3 samples agree (1 >= 0.8)",
     }
-    metrics = scrape(agreement_gate)
+    metrics = scrape(agreement_gate.url)
     assert metrics.value(CALLS, role="gate") == 3 and metrics.value(CALLS, role="proposer") == 0
     assert metrics.value(CALLS, role="aggregator") == 0
     assert metrics.value("moa_gate_decisions_total", pipeline="moa", decision="pass") == 1
@@ -164,7 +159,7 @@ def test_disagreeing_samples_run_the_pipeline_and_say_why(agreement_gate: Server
     assert moa["gate"]["passed"] is False and moa["gate"]["confidence"] == pytest.approx(0.333)
     assert moa["gate"]["reason"] == "1 of 3 samples agree (0.333 < 0.8)"
     assert moa["cost_usd"] == pytest.approx(sum(c["cost_usd"] for c in moa["calls"]), abs=1e-9)
-    metrics = scrape(agreement_gate)
+    metrics = scrape(agreement_gate.url)
     assert metrics.value("moa_gate_decisions_total", pipeline="moa", decision="escalate") == 1
     assert metrics.value("moa_gate_decisions_total", pipeline="moa", decision="pass") == 0
 
@@ -211,7 +206,7 @@ def test_every_audited_pass_gets_a_verdict_after_its_response_and_a_slow_judge_w
             else:
                 moa = moa_of(client.chat.completions.create(model="moa", messages=ASK, extra_body=AGREE))
             latencies.append(time.perf_counter() - started)
-            answered.append(scrape(server))  # the moment the client has its whole answer
+            answered.append(scrape(server.url))  # the moment the client has its whole answer
             assert moa["gate"]["passed"] is True and moa["gate"]["audited"] is True
         escalated = moa_of(client.chat.completions.create(model="moa", messages=ASK, extra_body=DISAGREE))
 
@@ -223,7 +218,7 @@ def test_every_audited_pass_gets_a_verdict_after_its_response_and_a_slow_judge_w
 
         done = wait_for_metric(server.url, "moa_gate_audits_total", 3, timeout_s=15, pipeline="moa")
         time.sleep(0.3)  # an audit of the escalated request, had one started, would have ended by now
-        final = scrape(server)
+        final = scrape(server.url)
 
     # The pipeline's answer (omega's) is the judge's preference: a win of the pipeline over the gate.
     assert done.value("moa_gate_audits_total", pipeline="moa", verdict="win") == 3

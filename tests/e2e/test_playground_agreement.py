@@ -8,11 +8,9 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from moa_gateway.config import parse_config
-from moa_gateway.main import create_app
-from moa_gateway.settings import Settings
 from tests.support.agreement import agreement_config
 from tests.support.browser import chromium
+from tests.support.gateways import serve_gateway
 from tests.support.servers import ServerThread
 
 RUN_TIMEOUT_MS = 15_000
@@ -26,8 +24,7 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture(scope="module")
 def gateway(sim_server: ServerThread) -> Iterator[ServerThread]:
-    config = parse_config(agreement_config(sim_server.url), "test")
-    with ServerThread(create_app(Settings(), config)) as server:
+    with serve_gateway(agreement_config(sim_server.url)) as server:
         yield server
 
 

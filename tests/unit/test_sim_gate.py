@@ -11,9 +11,9 @@ import pytest
 from moa_gateway.core.gate import CONFIDENCE_INSTRUCTION, self_reported
 from moa_gateway.eval.judge import load_prompt
 from moa_gateway.sim import core
+from tests.support.asks import ASK
 
 FAST = core.SimProfile(ttft_ms=0, tokens_per_s=0)
-ASK = [{"role": "user", "content": "Why is the sky blue?"}]
 ASKED = [{"role": "system", "content": CONFIDENCE_INSTRUCTION}, *ASK]
 
 

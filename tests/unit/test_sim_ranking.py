@@ -10,9 +10,9 @@ import pytest
 from moa_gateway.core.prompts import inject_references
 from moa_gateway.core.ranking import RANK_PROMPT, read_ranking
 from moa_gateway.sim import core
+from tests.support.asks import ASK
 
 FAST = core.SimProfile(ttft_ms=0, tokens_per_s=0)
-ASK = [{"role": "user", "content": "Why is the sky blue?"}]
 MODELS = [f"m{i}" for i in range(40)]
 
 
