@@ -13,8 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.e2e.test_cli_serve import free_port
-from tests.unit.test_config import run_cli
+from tests.support.cli import free_port, run_cli
 
 
 def test_simulate_says_where_it_listens_and_logs_each_request() -> None:

@@ -10,10 +10,10 @@ import pytest
 from playwright.sync_api import Browser, Page, Route, expect
 from pydantic import SecretStr
 
-from moa_gateway.main import create_app
 from moa_gateway.settings import Settings
 from tests.support.browser import chromium
 from tests.support.configs import simulated_config
+from tests.support.gateways import serve_gateway
 from tests.support.servers import ServerThread
 
 KEY = "docs-key-0123456789"
@@ -21,7 +21,7 @@ KEY = "docs-key-0123456789"
 
 @pytest.fixture(scope="module")
 def gateway() -> Iterator[ServerThread]:
-    with ServerThread(create_app(Settings(api_keys=SecretStr(KEY)), simulated_config())) as server:
+    with serve_gateway(simulated_config(), Settings(api_keys=SecretStr(KEY))) as server:
         yield server
 
 

@@ -14,13 +14,12 @@ import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from moa_gateway.main import create_app
-from moa_gateway.settings import Settings
+from tests.support.asks import ASK, SKY
 from tests.support.configs import http_config
+from tests.support.gateways import serve_gateway
 from tests.support.metrics import Scrape
 from tests.support.servers import ServerThread
 
-ASK = "Why is the sky blue?"
 BROKEN = {"provider": "remote", "params": {"simulate": {"fault": "error_500"}}}
 
 
@@ -28,14 +27,14 @@ BROKEN = {"provider": "remote", "params": {"simulate": {"fault": "error_500"}}}
 def scrape(sim_server: ServerThread) -> Iterator[Scrape]:
     """One request to each model endpoint (and one to an unknown /v1/ path, one to a failing model)."""
     config = http_config(f"{sim_server.url}/v1", extra_models={"broken": BROKEN})
-    with ServerThread(create_app(Settings(), config)) as server:
+    with serve_gateway(config) as server:
         with openai.OpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0) as client:
-            client.chat.completions.create(model="moa-1", messages=[{"role": "user", "content": ASK}])
-            client.completions.create(model="moa-1", prompt=ASK)
-            client.responses.create(model="moa-1", input=ASK)
+            client.chat.completions.create(model="moa-1", messages=ASK)
+            client.completions.create(model="moa-1", prompt=SKY)
+            client.responses.create(model="moa-1", input=SKY)
             client.embeddings.create(model="alpha", input="sky")
             with pytest.raises(openai.APIStatusError):
-                client.chat.completions.create(model="broken", messages=[{"role": "user", "content": ASK}])
+                client.chat.completions.create(model="broken", messages=ASK)
         assert httpx.post(f"{server.url}/v1/nope", json={}).status_code == 404
         yield Scrape(httpx.get(f"{server.url}/metrics").text)
 

@@ -11,9 +11,8 @@ import openai
 import pytest
 
 from moa_gateway.config import parse_config
-from moa_gateway.main import create_app
-from moa_gateway.settings import Settings
 from tests.support.configs import SIM_KEY
+from tests.support.gateways import serve_gateway
 from tests.support.servers import ServerThread
 
 
@@ -66,8 +65,10 @@ def _config(base_url: str) -> Any:
 
 @pytest.fixture(scope="module")
 def client(sim_server: ServerThread) -> Iterator[openai.OpenAI]:
-    app = create_app(Settings(), _config(f"{sim_server.url}/v1"))
-    with ServerThread(app) as server, openai.OpenAI(base_url=f"{server.url}/v1", api_key="x") as sdk:
+    with (
+        serve_gateway(_config(f"{sim_server.url}/v1")) as server,
+        openai.OpenAI(base_url=f"{server.url}/v1", api_key="x") as sdk,
+    ):
         yield sdk
 
 

@@ -10,18 +10,18 @@ from typing import Any
 import openai
 import pytest
 
-from moa_gateway.main import create_app
-from moa_gateway.settings import Settings
+from tests.support.asks import ASK, SKY
 from tests.support.configs import http_config
+from tests.support.gateways import serve_gateway
 from tests.support.servers import ServerThread
-
-ASK: list[Any] = [{"role": "user", "content": "Why is the sky blue?"}]
 
 
 @pytest.fixture(scope="module")
 def client(sim_server: ServerThread) -> Iterator[openai.OpenAI]:
-    app = create_app(Settings(), http_config(f"{sim_server.url}/v1"))
-    with ServerThread(app) as server, openai.OpenAI(base_url=f"{server.url}/v1", api_key="x") as sdk:
+    with (
+        serve_gateway(http_config(f"{sim_server.url}/v1")) as server,
+        openai.OpenAI(base_url=f"{server.url}/v1", api_key="x") as sdk,
+    ):
         yield sdk
 
 
@@ -73,8 +73,8 @@ def test_completions_say_the_cost_json_and_streamed(client: openai.OpenAI) -> No
 
 
 def test_responses_say_the_cost_json_and_streamed(client: openai.OpenAI) -> None:
-    response = client.responses.create(model="moa-1", input="Why is the sky blue?")
-    events = list(client.responses.create(model="moa-1", input="Why is the sky blue?", stream=True))
+    response = client.responses.create(model="moa-1", input=SKY)
+    events = list(client.responses.create(model="moa-1", input=SKY, stream=True))
 
     assert (
         response.usage is not None

@@ -1,4 +1,5 @@
-"""`moa-gateway serve` as users start it: a subprocess on a free loopback port, ready once /readyz says so."""
+"""`moa-gateway` as users run it: a command to its end, or `serve` as a subprocess on a free loopback port,
+ready once /readyz says so."""
 
 from __future__ import annotations
 
@@ -10,6 +11,22 @@ import time
 from pathlib import Path
 
 import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`moa-gateway <args>` run to its end from the checkout's root, with `env` over this process's
+    environment; its output captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "moa_gateway.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def free_port() -> int:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from moa_gateway.config import ConfigError, OpenAIProvider, load_config
 from moa_gateway.upstream.providers.kinds import secrets_of
+from tests.support.cli import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -109,18 +107,6 @@ def test_unreadable_and_non_yaml_files_are_config_errors(tmp_path: Path) -> None
         load_config(tmp_path / "missing.yaml")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(write(tmp_path, "providers: [unclosed"))
-
-
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "moa_gateway.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-        check=False,
-        env={**os.environ, **(env or {})},
-    )
 
 
 def test_check_config_accepts_the_demo_config_with_no_keys() -> None:
