@@ -9,22 +9,21 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import openai
 import pytest
 import yaml
 from pydantic import SecretStr
 
 from moa_gateway.config import parse_config
-from moa_gateway.main import create_app
 from moa_gateway.settings import Settings
-from tests.e2e.edge.litellm_proxy import MASTER_KEY, LiteLLMProxy
-from tests.support.metrics import Scrape
+from tests.support.asks import ASK
+from tests.support.gateways import serve_gateway
+from tests.support.litellm_proxy import MASTER_KEY, LiteLLMProxy
+from tests.support.metrics import Scrape, scrape
 from tests.support.servers import ServerThread
 
 DEMO_CONFIG = Path(__file__).parents[3] / "config" / "moa.yaml"
 GATEWAY_KEY = "sk-moa-behind-litellm-0123456789"
-ASK: list[Any] = [{"role": "user", "content": "Why is the sky blue?"}]
 
 pytestmark = pytest.mark.edge
 
@@ -42,8 +41,8 @@ def quick_demo_config() -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def gateway() -> Iterator[ServerThread]:
     settings = Settings(api_keys=SecretStr(GATEWAY_KEY))
-    app = create_app(settings, parse_config(quick_demo_config(), "config/moa.yaml"))
-    with ServerThread(app, settings=settings) as server:
+    config = parse_config(quick_demo_config(), "config/moa.yaml")
+    with serve_gateway(config, settings, production_server=True) as server:
         yield server
 
 
@@ -61,7 +60,7 @@ def client(litellm: LiteLLMProxy) -> Iterator[openai.OpenAI]:
 
 def gateway_cost(gateway: ServerThread) -> float:
     """What the gateway's upstream calls have cost so far (USD)."""
-    return Scrape(httpx.get(f"{gateway.url}/metrics").text).value("moa_upstream_cost_usd_total")
+    return scrape(gateway.url).value("moa_upstream_cost_usd_total")
 
 
 def litellm_spend(litellm: LiteLLMProxy, model: str) -> float:

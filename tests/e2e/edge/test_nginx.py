@@ -12,14 +12,12 @@ import httpx
 import openai
 import pytest
 
-from moa_gateway.config import parse_config
-from moa_gateway.main import create_app
-from moa_gateway.settings import Settings
-from tests.e2e.edge.nginx import Nginx, free_port
-from tests.support.metrics import Scrape
+from tests.support.asks import ASK
+from tests.support.cli import free_port
+from tests.support.gateways import serve_gateway
+from tests.support.metrics import Scrape, scrape
+from tests.support.nginx import Nginx
 from tests.support.servers import ServerThread
-
-ASK: list[Any] = [{"role": "user", "content": "Why is the sky blue?"}]
 
 pytestmark = pytest.mark.edge
 
@@ -50,9 +48,7 @@ def edge_config() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def gateway() -> Iterator[ServerThread]:
-    settings = Settings()
-    app = create_app(settings, parse_config(edge_config(), "edge"))
-    with ServerThread(app, settings=settings) as server:
+    with serve_gateway(edge_config(), production_server=True) as server:
         yield server
 
 
@@ -66,10 +62,6 @@ def nginx(gateway: ServerThread) -> Iterator[Nginx]:
 def client(nginx: Nginx) -> Iterator[openai.OpenAI]:
     with openai.OpenAI(base_url=f"{nginx.url}/v1", api_key="unused", max_retries=0) as sdk:
         yield sdk
-
-
-def scrape(gateway: ServerThread) -> Scrape:
-    return Scrape(httpx.get(f"{gateway.url}/metrics").text)
 
 
 def test_a_stream_arrives_token_by_token(client: openai.OpenAI) -> None:
@@ -96,7 +88,7 @@ def test_a_client_hanging_up_cancels_the_upstream_calls(
 ) -> None:
     """Mid-answer (a stream whose aggregator never ends), or while the proposers work (a JSON request
     the client gives up on): nginx closes its connection to the gateway, which cancels the run."""
-    before = scrape(gateway)
+    before = scrape(gateway.url)
     if pipeline == "forever":
         with client.chat.completions.create(model=pipeline, messages=ASK, stream=True) as stream:
             next(c for c in stream if c.choices and c.choices[0].delta.content)  # the answer streams
@@ -108,7 +100,7 @@ def test_a_client_hanging_up_cancels_the_upstream_calls(
         return metrics.value("moa_upstream_request_duration_seconds_count", role=role, outcome="cancelled")
 
     deadline = time.monotonic() + 5
-    while cancelled(after := scrape(gateway)) < cancelled(before) + calls:
+    while cancelled(after := scrape(gateway.url)) < cancelled(before) + calls:
         assert time.monotonic() < deadline, "the upstream calls went on after the client left"
         time.sleep(0.05)
     status_499 = after.value("moa_requests_total", model=pipeline, status="499")

@@ -14,12 +14,14 @@ from types import TracebackType
 
 import httpx
 
-from tests.e2e.clients.support import CLIENT_ENV
-from tests.e2e.edge.nginx import free_port
+from tests.support.cli import free_port
+from tests.support.node_clients import CLIENT_ENV
 
-HERE = Path(__file__).parent
-LITELLM = HERE / ".litellm-venv" / "bin" / "litellm"  # made by `make edge` (`make test` runs it)
-CONFIG = HERE.parents[2] / "deploy" / "litellm" / "config.yaml"
+ROOT = Path(__file__).resolve().parents[2]
+LITELLM = (
+    ROOT / "tests" / "e2e" / "edge" / ".litellm-venv" / "bin" / "litellm"
+)  # made by `make edge` (`make test` runs it)
+CONFIG = ROOT / "deploy" / "litellm" / "config.yaml"
 MASTER_KEY = "sk-litellm-test-0123456789abcdef0123456789"
 START_TIMEOUT_S = 120  # a first start compiles LiteLLM's modules: 15 s here, more on a busy machine
 

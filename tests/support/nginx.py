@@ -13,8 +13,10 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from tests.support.cli import free_port
+
 NGINX = Path("/usr/sbin/nginx")  # Debian's package `nginx`, installed by `make test` when missing
-SNIPPET = Path(__file__).resolve().parents[3] / "deploy" / "nginx" / "moa-gateway.conf"
+SNIPPET = Path(__file__).resolve().parents[2] / "deploy" / "nginx" / "moa-gateway.conf"
 
 
 def site_config(prefix: Path, port: int, gateway_port: int) -> str:
@@ -48,13 +50,6 @@ http {{
     }}
 }}
 """
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class Nginx:
