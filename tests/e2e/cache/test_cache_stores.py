@@ -9,20 +9,15 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from pydantic import SecretStr
 
-from moa_gateway.main import create_app
 from moa_gateway.settings import Settings
-from moa_gateway.sim.core import SimProfile
-from moa_gateway.sim.server import create_sim_app
-from tests.e2e.cache.support import ask, cache_config, upstream_calls
-from tests.support.configs import SIM_KEY
-from tests.support.metrics import Scrape
+from tests.support.cache import ask, cache_config, upstream_calls
+from tests.support.gateways import recording_upstream, serve_gateway
+from tests.support.metrics import scrape
 from tests.support.recording import Recorder
 from tests.support.redis_server import redis_server
-from tests.support.servers import ServerThread
 
 KEY_A, KEY_B = "store-key-a-0123456789", "store-key-b-0123456789"
 # An answer of 20 tokens is kept in about 600 bytes: two fit in 1500, a third evicts one.
@@ -32,9 +27,8 @@ MAX_BYTES = 1500
 
 @pytest.fixture(scope="module")
 def upstream() -> Iterator[tuple[str, Recorder]]:
-    recorder = Recorder(create_sim_app(SimProfile(ttft_ms=1, tokens_per_s=0), api_key=SIM_KEY))
-    with ServerThread(recorder) as server:
-        yield f"{server.url}/v1", recorder
+    with recording_upstream() as upstream:
+        yield upstream
 
 
 @contextmanager
@@ -42,8 +36,7 @@ def gateways(upstream_url: str, count: int, settings: Settings) -> Iterator[list
     """The URLs of `count` gateways on one upstream, with these settings."""
     with ExitStack() as stack:
         yield [
-            stack.enter_context(ServerThread(create_app(settings, cache_config(upstream_url)))).url
-            for _ in range(count)
+            stack.enter_context(serve_gateway(cache_config(upstream_url), settings)).url for _ in range(count)
         ]
 
 
@@ -64,12 +57,12 @@ def test_the_memory_store_evicts_the_least_recently_used_answer_past_its_bytes(
         recorder.clear()
         first = ask(url, KEY_A, "cached", "first question", **SHORT)
         second = ask(url, KEY_A, "cached", "second question", **SHORT)
-        scrape = Scrape(httpx.get(f"{url}/metrics").text)
+        scraped = scrape(url)
 
     assert (first.cache, second.cache) == ("hit", "miss")
     assert upstream_calls(recorder) == 4  # the second question's run only
-    assert scrape.value("moa_cache_evictions_total", reason="size") >= 1
-    assert 0 < scrape.value("moa_cache_bytes") <= MAX_BYTES
+    assert scraped.value("moa_cache_evictions_total", reason="size") >= 1
+    assert 0 < scraped.value("moa_cache_bytes") <= MAX_BYTES
 
 
 @pytest.fixture(scope="module")

@@ -16,15 +16,11 @@ import orjson
 import pytest
 from pydantic import SecretStr
 
-from moa_gateway.main import create_app
 from moa_gateway.settings import Settings
-from moa_gateway.sim.core import SimProfile
-from moa_gateway.sim.server import create_sim_app
-from tests.e2e.cache.support import ask, ask_streamed, cache_config, client, upstream_calls
-from tests.support.configs import SIM_KEY
-from tests.support.metrics import Scrape
+from tests.support.cache import ask, ask_streamed, cache_config, client, upstream_calls
+from tests.support.gateways import recording_upstream, serve_gateway
+from tests.support.metrics import scrape
 from tests.support.recording import Recorder
-from tests.support.servers import ServerThread
 
 KEY_A, KEY_B = "cache-key-a-0123456789", "cache-key-b-0123456789"
 # a hit spent nothing: no tokens, and `usage.cost` (OpenRouter's field, USD) 0
@@ -40,15 +36,14 @@ class Servers:
         return upstream_calls(self.recorder)
 
     def metric(self, name: str, **labels: str) -> float:
-        return Scrape(httpx.get(f"{self.url}/metrics").text).value(name, **labels)
+        return scrape(self.url).value(name, **labels)
 
 
 @pytest.fixture(scope="module")
 def module_servers() -> Iterator[Servers]:
-    recorder = Recorder(create_sim_app(SimProfile(ttft_ms=1, tokens_per_s=0), api_key=SIM_KEY))
-    with ServerThread(recorder) as upstream:
+    with recording_upstream() as (upstream_url, recorder):
         settings = Settings(api_keys=SecretStr(f"{KEY_A},{KEY_B}"))
-        with ServerThread(create_app(settings, cache_config(f"{upstream.url}/v1"))) as gateway:
+        with serve_gateway(cache_config(upstream_url), settings) as gateway:
             yield Servers(gateway.url, recorder)
 
 

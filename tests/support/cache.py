@@ -1,4 +1,4 @@
-"""Helpers of the response cache's end-to-end tests: a gateway config over a recording simulator, and
+"""For the response cache's end-to-end tests: a gateway config over a recording simulator, and
 requests through the official openai SDK that return the answer with its `x-moa-cache` header."""
 
 from __future__ import annotations
