@@ -90,11 +90,8 @@ class Runner:
             waited_s = panel.waited_s + time.perf_counter() - final_started
             result = replace(assemble(plan, panel, outcome, waited_s, checked.budget), gate=gate.report)
         except TimeoutError:
-            late = deadline_failure(plan)
-            why = f"no answer within the pipeline deadline ({plan.deadline_s:g}s)"
-            for ended in walker.abandoned(late.kind, why):  # the calls it cut short end too
-                yield ended
-            yield RunFailed(late)
+            for event in self._late(walker, plan):
+                yield event
             return
         except Failure as failure:
             yield RunFailed(failure)
@@ -102,6 +99,14 @@ class Runner:
         if result.degraded is Degraded.AGGREGATOR_FAILED and options.stream:
             yield FinalDelta(Delta(text=result.text))  # nothing was streamed yet: the stand-in goes out whole
         yield RunFinished(result)
+
+    @staticmethod
+    def _late(walker: ChainWalker, plan: Plan) -> list[Event]:
+        """The ends of the calls the pipeline deadline cut short (every CallStarted gets its
+        CallFinished), then the run's failure."""
+        late = deadline_failure(plan)
+        why = f"no answer within the pipeline deadline ({plan.deadline_s:g}s)"
+        return [*walker.abandoned(late.kind, why), RunFailed(late)]
 
     def _chain(self, plan: Plan, panel: Panel) -> list[str]:
         """Who answers: the aggregator chain, or the escalation model's when the proposers disagreed."""
