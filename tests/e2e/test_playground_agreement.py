@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.support.agreement import agreement_config
-from tests.support.browser import chromium
+from tests.support.browser import chromium, playground
 from tests.support.gateways import serve_gateway
 from tests.support.servers import ServerThread
 
@@ -30,12 +30,8 @@ def gateway(sim_server: ServerThread) -> Iterator[ServerThread]:
 
 @pytest.fixture
 def page(browser: Browser, gateway: ServerThread) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    opened = context.new_page()
-    opened.goto(f"{gateway.url}/playground")
-    expect(opened.locator("#model option")).not_to_have_count(0)
-    yield opened
-    context.close()
+    with playground(browser, gateway.url) as opened:
+        yield opened
 
 
 def ask(page: Page, model: str) -> None:

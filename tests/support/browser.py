@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 CHROMIUM = Path("/usr/bin/chromium")
 # As the probe of this machine runs it: no background traffic to hosts a closed network refuses.
@@ -34,3 +34,16 @@ def chromium() -> Iterator[Browser]:
             yield launched
         finally:
             launched.close()
+
+
+@contextmanager
+def playground(browser: Browser, url: str) -> Iterator[Page]:
+    """The playground page of the gateway at `url`, once its model picker is filled; closed after."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        page = context.new_page()
+        page.goto(f"{url}/playground")
+        expect(page.locator("#model option")).not_to_have_count(0)
+        yield page
+    finally:
+        context.close()
