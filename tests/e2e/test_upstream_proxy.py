@@ -6,8 +6,6 @@ call can succeed."""
 from __future__ import annotations
 
 import base64
-import socket
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,7 +16,7 @@ from fastapi import FastAPI, Request
 from moa_gateway.settings import Settings
 from tests.support.gateways import serve_gateway
 from tests.support.metrics import Scrape
-from tests.support.servers import ServerThread
+from tests.support.servers import ServerThread, raw_responder
 
 UNRESOLVABLE = "http://models.example.invalid/v1"
 ASK = [{"role": "user", "content": "Hi"}]
@@ -55,24 +53,9 @@ def proxy() -> Iterator[Proxy]:
 @pytest.fixture
 def refusing_proxy() -> Iterator[str]:
     """A proxy that answers every request, CONNECT included, with 407."""
-    listener = socket.create_server(("127.0.0.1", 0))
-
-    def serve() -> None:
-        while True:
-            try:
-                connection, _ = listener.accept()
-            except OSError:  # closed: the test is over
-                return
-            with connection:
-                connection.settimeout(5)
-                head = b""
-                while b"\r\n\r\n" not in head and (data := connection.recv(4096)):
-                    head += data
-                connection.sendall(b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n")
-
-    threading.Thread(target=serve, daemon=True).start()
-    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    listener.close()
+    refusal = b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n"
+    with raw_responder(lambda head: refusal) as address:
+        yield f"http://{address}"
 
 
 def proxy_env(monkeypatch: pytest.MonkeyPatch, **variables: str) -> None:

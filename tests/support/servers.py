@@ -5,6 +5,8 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
 
@@ -125,3 +127,29 @@ def hanging_moa_config(upstream_url: str) -> dict[str, Any]:
         "models": {name: {"provider": "slow"} for name in ["a", "b", "c", "agg"]},
         "pipelines": {"moa": {"layers": [{"proposers": ["a", "b", "c"]}], "aggregator": "agg"}},
     }
+
+
+@contextmanager
+def raw_responder(answer: Callable[[bytes], bytes]) -> Iterator[str]:
+    """A TCP server on 127.0.0.1 that reads each connection's request head and sends `answer(head)`
+    (a proxy that refuses, a server that echoes what it was sent); yields its `host:port`."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:  # closed: the test is over
+                return
+            with connection:
+                connection.settimeout(5)
+                head = b""
+                while b"\r\n\r\n" not in head and (data := connection.recv(4096)):
+                    head += data
+                connection.sendall(answer(head))
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield f"127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        listener.close()

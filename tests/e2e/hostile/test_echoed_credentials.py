@@ -10,8 +10,6 @@ import json
 import logging
 import os
 import signal
-import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +26,7 @@ from moa_gateway.config import parse_config
 from moa_gateway.settings import Settings
 from tests.support.cli import free_port, serve, wait_ready
 from tests.support.gateways import serve_gateway
-from tests.support.servers import ServerThread
+from tests.support.servers import ServerThread, raw_responder
 
 TRANSPORTS = ["aiohttp", "httpx"]
 UNRESOLVABLE_HOST = "models.example.invalid"  # only a proxied call reaches anything
@@ -106,30 +104,16 @@ def echoing() -> Iterator[ServerThread]:
 @pytest.fixture
 def refusing_tunnel() -> Iterator[str]:
     """A proxy that refuses every CONNECT with 407, echoing the credentials in its status line and body."""
-    listener = socket.create_server(("127.0.0.1", 0))
 
-    def serve() -> None:
-        while True:
-            try:
-                connection, _ = listener.accept()
-            except OSError:  # closed: the test is over
-                return
-            with connection:
-                connection.settimeout(5)
-                head = b""
-                while b"\r\n\r\n" not in head and (data := connection.recv(4096)):
-                    head += data
-                lines = head.decode("latin-1").split("\r\n")
-                sent = dict(line.partition(": ")[::2] for line in lines[1:] if ": " in line)
-                said = echo("", next((v for k, v in sent.items() if k.lower() == "proxy-authorization"), ""))
-                body = said.encode()
-                connection.sendall(
-                    f"HTTP/1.1 407 {said}\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
-                )
+    def refusal(head: bytes) -> bytes:
+        lines = head.decode("latin-1").split("\r\n")
+        sent = dict(line.partition(": ")[::2] for line in lines[1:] if ": " in line)
+        said = echo("", next((v for k, v in sent.items() if k.lower() == "proxy-authorization"), ""))
+        body = said.encode()
+        return f"HTTP/1.1 407 {said}\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
 
-    threading.Thread(target=serve, daemon=True).start()
-    yield f"127.0.0.1:{listener.getsockname()[1]}"
-    listener.close()
+    with raw_responder(refusal) as address:
+        yield address
 
 
 def only_proxy(monkeypatch: pytest.MonkeyPatch, name: str, host: str) -> None:
