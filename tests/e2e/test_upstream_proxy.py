@@ -20,7 +20,7 @@ from tests.support.servers import ServerThread, raw_responder
 
 UNRESOLVABLE = "http://models.example.invalid/v1"
 ASK = [{"role": "user", "content": "Hi"}]
-TRANSPORTS = ["aiohttp", "httpx"]
+TRANSPORTS = ["httptools", "aiohttp", "httpx"]
 PROXY_VARIABLES = ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"]
 
 

@@ -1,8 +1,9 @@
 """The one shared HTTP client every upstream call goes through, and what a provider sees of it: an
 endpoint to POST to, and an answer's status, headers and bytes.
 
-Two implementations: aiohttp's pool, called directly (the default), and httpx's (`MOA_UPSTREAM_TRANSPORT=
-httpx`, and in-memory `httpx.MockTransport` clients in unit tests).
+Three implementations: the gateway's own connections parsed by httptools (the default), aiohttp's pool
+called directly (`MOA_UPSTREAM_TRANSPORT=aiohttp`, and for proxied URLs), and httpx's
+(`MOA_UPSTREAM_TRANSPORT=httpx`, and in-memory `httpx.MockTransport` clients in unit tests).
 """
 
 from __future__ import annotations
@@ -108,6 +109,10 @@ def upstream_client(settings: Settings, max_connections: int) -> UpstreamClient:
         from moa_gateway.upstream.httpx_client import HttpxClient, pooled_httpx_client
 
         return HttpxClient(pooled_httpx_client(max_connections))
-    from moa_gateway.upstream.aiohttp_client import AiohttpClient
+    if settings.upstream_transport == "aiohttp":
+        from moa_gateway.upstream.aiohttp_client import AiohttpClient
 
-    return AiohttpClient(max_connections)
+        return AiohttpClient(max_connections)
+    from moa_gateway.upstream.httptools_client import HttptoolsClient
+
+    return HttptoolsClient(max_connections)

@@ -28,7 +28,7 @@ from tests.support.cli import free_port, serve, wait_ready
 from tests.support.gateways import serve_gateway
 from tests.support.servers import ServerThread, raw_responder
 
-TRANSPORTS = ["aiohttp", "httpx"]
+TRANSPORTS = ["httptools", "aiohttp", "httpx"]
 UNRESOLVABLE_HOST = "models.example.invalid"  # only a proxied call reaches anything
 # Characters that must be percent-encoded in a URL, so the decoded and the written forms differ.
 UPSTREAM_USER, UPSTREAM_PASSWORD = "svc-ZkQ7", "up@ss/W0rd:Xq9"

@@ -7,6 +7,7 @@ request the gateway cannot encode is the client's 400 and never counts against a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import json
 import time
@@ -38,7 +39,7 @@ from tests.support.raw_upstream import (
 )
 from tests.support.servers import ServerThread
 
-TRANSPORTS = ["aiohttp", "httpx"]
+TRANSPORTS = ["httptools", "aiohttp", "httpx"]
 LIMITS: dict[str, Any] = {
     "upstream_max_body_bytes": 64 * 1024,
     "upstream_max_event_bytes": 16 * 1024,
@@ -234,11 +235,13 @@ def upstream() -> Iterator[RawUpstream]:
 @pytest.fixture(scope="module")
 def gateways(upstream: RawUpstream) -> Iterator[dict[str, ServerThread]]:
     config = parse_config(hostile_config(upstream.url), "hostile")
-    with (
-        serve_gateway(config, Settings(upstream_transport="aiohttp", **LIMITS)) as via_aiohttp,
-        serve_gateway(config, Settings(upstream_transport="httpx", **LIMITS)) as via_httpx,
-    ):
-        yield {"aiohttp": via_aiohttp, "httpx": via_httpx}
+    with contextlib.ExitStack() as stack:
+        yield {
+            transport: stack.enter_context(
+                serve_gateway(config, Settings(upstream_transport=transport, **LIMITS))
+            )
+            for transport in TRANSPORTS
+        }
 
 
 def post(gateway: ServerThread, model: str, *, stream: bool = False, **extra: Any) -> httpx.Response:
@@ -335,7 +338,7 @@ def test_a_stream_truncated_before_its_first_token_falls_back(
 
 @pytest.mark.parametrize("model", COMPLETE_STREAMS)
 def test_a_stream_with_either_end_mark_is_complete(gateways: dict[str, ServerThread], model: str) -> None:
-    response = post(gateways["aiohttp"], f"a-{model}", stream=True)
+    response = post(gateways["httptools"], f"a-{model}", stream=True)
 
     assert response.status_code == 200
     payloads = sse_payloads(response.text)
@@ -387,7 +390,7 @@ def test_a_body_sent_a_byte_at_a_time_is_stopped_by_timeout_s(
 def test_unencodable_streamed_requests_are_400s_and_do_not_open_a_circuit(
     gateways: dict[str, ServerThread], where: str
 ) -> None:
-    gateway = gateways["aiohttp"]
+    gateway = gateways["httptools"]
     messages: list[dict[str, Any]] = [
         {"role": "user", "content": "hi", **({"extra": DEEP} if where == "message" else {})}
     ]
@@ -414,7 +417,7 @@ def test_unencodable_streamed_requests_are_400s_and_do_not_open_a_circuit(
 def test_the_half_open_trial_survives_an_unencodable_request(
     gateways: dict[str, ServerThread], upstream: RawUpstream
 ) -> None:
-    gateway = gateways["aiohttp"]
+    gateway = gateways["httptools"]
     upstream.scripts["flaky"] = body(b"<html>oops</html>", content_type="text/html")
     first = post(gateway, "p-flaky")
     assert first.json()["moa"]["dropped"] == ["flaky"]
