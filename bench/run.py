@@ -106,30 +106,27 @@ def throughput_config(upstream_url: str) -> dict[str, Any]:
 
 
 def timing_config(sim_url: str) -> dict[str, Any]:
-    """Simulated delays per model: `critical` (100/200/300 ms proposers, 200 ms aggregator) and `ttft`
-    (instant proposers, an aggregator whose first token takes 200 ms)."""
+    """Simulated delays per model: `critical` (100/200/300 ms proposers, 200 ms aggregator)."""
 
     def model(ttft_ms: float) -> dict[str, Any]:
         return {"provider": "sim", "params": {"simulate": {"ttft_ms": ttft_ms, "tokens_per_s": 0}}}
 
     slow = {f"p{ms:.0f}": model(ms) for ms in PROPOSER_MS}
-    instant = {f"i{n}": model(0) for n in (1, 2, 3)}
     return {
         "providers": {"sim": {"type": "openai", "base_url": f"{sim_url}/v1"}},
-        "models": {**slow, **instant, "agg": model(AGGREGATOR_MS)},
-        "pipelines": {
-            "critical": {"layers": [{"proposers": list(slow)}], "aggregator": "agg"},
-            "ttft": {"layers": [{"proposers": list(instant)}], "aggregator": "agg"},
-        },
+        "models": {**slow, "agg": model(AGGREGATOR_MS)},
+        "pipelines": {"critical": {"layers": [{"proposers": list(slow)}], "aggregator": "agg"}},
     }
 
 
 @contextmanager
-def upstream(kind: str, log_dir: Path) -> Iterator[str]:
-    """An upstream process on a free port; yields its base URL."""
+def upstream(kind: str, log_dir: Path, delays: dict[str, float] | None = None) -> Iterator[str]:
+    """An upstream process on a free port; yields its base URL. `delays` (stub only): ms per model."""
     port = free_port()
     if kind == "stub":
         args = [str(BIN / "python"), "-m", "bench.stub_upstream", "--port", str(port)]
+        for model, ms in (delays or {}).items():
+            args += ["--delay", f"{model}={ms:g}"]
     else:
         args = [str(BIN / "moa-gateway"), "simulate", "--port", str(port), "--ttft-ms", "0"]
         args += ["--tokens-per-s", "0", "--log-level", "warning"]
@@ -349,12 +346,19 @@ def main(argv: list[str] | None = None) -> int:
             ):
                 progress(f"critical path: {opts.critical_requests} sequential requests")
                 critical = critical_path(timing_url, opts.critical_requests)
+            # The stub again, its aggregator answering after AGGREGATOR_MS: only the gateway differs
+            # between the two timings (the simulator's own cost per call would count in the MoA's).
+            with (
+                upstream("stub", log_dir, {"agg": AGGREGATOR_MS}) as slow_url,
+                gateway(throughput_config(slow_url), log_dir, opts.log_level) as (slow_gw_url, _),
+            ):
                 progress(f"streams' first byte and token, aggregator TTFT {AGGREGATOR_MS:g} ms")
                 streams["moa ttft"] = stream_timing(
-                    timing_url + CHAT, {**body, "model": "ttft"}, opts.stream_requests
+                    slow_gw_url + CHAT, {**body, "model": "moa"}, opts.stream_requests
                 )
-                direct = {**body, "model": "agg", "simulate": {"ttft_ms": AGGREGATOR_MS, "tokens_per_s": 0}}
-                streams["agg ttft"] = stream_timing(sim_url + CHAT, direct, opts.stream_requests)
+                streams["agg ttft"] = stream_timing(
+                    slow_url + CHAT, {**body, "model": "agg"}, opts.stream_requests
+                )
             with (
                 upstream("sim", log_dir) as sim_url,
                 gateway(cost_config(sim_url), log_dir, opts.log_level) as (
