@@ -50,7 +50,12 @@ def ensure_wrk() -> str:
 
 @contextmanager
 def server_process(
-    name: str, args: list[str], ready_url: str, log_dir: Path, env: dict[str, str] | None = None
+    name: str,
+    args: list[str],
+    ready_url: str,
+    log_dir: Path,
+    env: dict[str, str] | None = None,
+    ready_timeout_s: float = 30.0,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Run `args` in a new process group, wait until `ready_url` answers 200, and on exit stop the whole
     group (SIGTERM, then SIGKILL after 10 s), whatever happened in between."""
@@ -64,7 +69,7 @@ def server_process(
             start_new_session=True,
         )
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + ready_timeout_s
         while True:
             if proc.poll() is not None:
                 raise SystemExit(
@@ -76,7 +81,7 @@ def server_process(
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                raise SystemExit(f"bench: {name} did not get ready in 30 s; see {log_path}")
+                raise SystemExit(f"bench: {name} did not get ready in {ready_timeout_s:g} s; see {log_path}")
             time.sleep(0.05)
         yield proc
     finally:

@@ -24,6 +24,13 @@ LITELLM = (
 CONFIG = ROOT / "deploy" / "litellm" / "config.yaml"
 MASTER_KEY = "sk-litellm-test-0123456789abcdef0123456789"
 START_TIMEOUT_S = 120  # a first start compiles LiteLLM's modules: 15 s here, more on a busy machine
+# What keeps LiteLLM on loopback (bench/side_by_side.py starts it with these too): the price map it ships,
+# not one from the internet, telemetry vetoed, and any other address sent to a dead proxy.
+LOOPBACK_ENV = {
+    **CLIENT_ENV,
+    "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+    "LITELLM_TELEMETRY_DISABLED": "true",
+}
 
 
 class LiteLLMProxy:
@@ -36,13 +43,11 @@ class LiteLLMProxy:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._env = {
-            **CLIENT_ENV,
+            **LOOPBACK_ENV,
             "HOME": self._home.name,
             "MOA_GATEWAY_URL": gateway_base_url,
             "MOA_GATEWAY_KEY": gateway_key,
             "LITELLM_MASTER_KEY": MASTER_KEY,
-            "LITELLM_LOCAL_MODEL_COST_MAP": "True",  # the price map it ships, not one from the internet
-            "LITELLM_TELEMETRY_DISABLED": "true",
         }
         self._log = Path(self._home.name) / "litellm.log"
         self._process: subprocess.Popen[bytes] | None = None
