@@ -94,7 +94,8 @@ $(VENV)/.docs-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[docs]'
 	touch $@
 
-# The benchmark suite (needs wrk; installs it from Debian when run as root). About 9 minutes (the open-loop runs of bench/open_loop.py take 3 of them).
+# The benchmark suite (needs wrk; installs it from Debian when run as root). About 9 minutes (the open-loop runs of bench/open_loop.py take 3 of them),
+# 2 more for the passthrough beside LiteLLM (bench/side_by_side.py) when `make edge` has installed it; skipped with a note otherwise.
 bench: $(VENV)/.installed
 	$(BIN)/python -m bench.run
 
