@@ -12,10 +12,10 @@ requests. The throughput upstream is bench/stub_upstream.py unless `--upstream s
 latency scenarios of bench/realistic.py (1 s proposers, 0.5 s aggregator, c=500 and 1000, 1 and 2
 workers); `--only realistic` runs those alone. Then the open-loop scenario of bench/open_loop.py (the same
 upstream, Poisson arrivals at 333 and 666 req/s, 1 and 2 workers); `--only open_loop` runs it alone, and
-`--open-loop-s` sets its measured seconds per run (`--quick`: 5 s). Then the agent-loop costs of bench/agent_loop.py (calls,
-tokens, cached tokens and dollars per user turn; no load, a few seconds); `--only agent_loop` runs it
-alone. Then, when LiteLLM is installed (`make edge`), the passthrough side by side with the LiteLLM proxy
-of bench/side_by_side.py (c=1, 3 interleaved rounds; ~2 min); `--only side_by_side` runs it alone.
+`--open-loop-s` sets its measured seconds per run (`--quick`: 5 s). Then the agent-loop costs of
+bench/agent_loop.py (calls, tokens, cached tokens and dollars per user turn; no load, a few seconds), and
+when LiteLLM is installed (`make edge`) the passthrough beside it of bench/side_by_side.py (c=1, 3
+interleaved rounds; ~2 min); `--only agent_loop` and `--only side_by_side` run them alone.
 """
 
 from __future__ import annotations
@@ -88,7 +88,6 @@ class Options:
     realistic_s: float = 60.0
     only: str | None = None
     open_loop_s: float = 30.0  # measured seconds per open-loop run, after a warm-up (0: skipped)
-    side_by_side_rounds: int = 3  # interleaved rounds beside LiteLLM
 
 
 @dataclass(frozen=True)
@@ -286,8 +285,7 @@ def parse_options(argv: list[str] | None) -> Options:
     parser.add_argument(
         "--only",
         choices=["realistic", "open_loop", "agent_loop", "side_by_side"],
-        help="run only these scenarios (bench/realistic.py, bench/open_loop.py, bench/agent_loop.py, "
-        "bench/side_by_side.py)",
+        help="run only these scenarios (bench/<name>.py)",
     )
     parser.add_argument(
         "--open-loop-s", type=float, default=30.0, help="measured seconds per open-loop run (0: skipped)"
@@ -307,7 +305,6 @@ def parse_options(argv: list[str] | None) -> Options:
         realistic_s=0.0 if args.skip_realistic else 8.0 if quick else 60.0,
         only=args.only,
         open_loop_s=5.0 if quick else args.open_loop_s,
-        side_by_side_rounds=1 if quick else 3,
     )
 
 
@@ -326,8 +323,7 @@ def main(argv: list[str] | None = None) -> int:
         agent_loop.main([])
         return 0
     if opts.only == "side_by_side":
-        rounds = ["--rounds", str(opts.side_by_side_rounds), "--duration", f"{opts.duration_s:g}"]
-        return side_by_side.main([*rounds, "--warmup", f"{opts.warmup_s:g}", "--log-level", opts.log_level])
+        return side_by_side.main(["--duration", f"{opts.duration_s:g}", "--log-level", opts.log_level])
     wrk = ensure_wrk()
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="moa-bench-") as tmp:
@@ -379,14 +375,7 @@ def main(argv: list[str] | None = None) -> int:
             costs += ["", *agent_loop.report(agent_loop.measure())]
             rate = table["(c) MoA 3 proposers + aggregator", 64].rps
             rss = rss_growth(wrk, up_url, log_dir, opts, rate) if opts.rss_marks else []
-        beside = [side_by_side.MISSING]
-        if side_by_side.litellm_installed():
-            samples = side_by_side.run(
-                wrk, log_dir, opts.side_by_side_rounds, opts.duration_s, opts.warmup_s, opts.log_level
-            )
-            beside = side_by_side.report(samples, opts.duration_s)
-        else:
-            progress(side_by_side.MISSING)
+        beside = side_by_side.section(wrk, log_dir, opts.duration_s, opts.warmup_s, opts.log_level)
         slow = []
         if opts.realistic_s:
             slow = realistic.run_scenarios(wrk, log_dir, [500, 1000], [1, 2], opts.realistic_s, {})

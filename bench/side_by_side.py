@@ -30,6 +30,7 @@ from tests.support.cli import free_port
 from tests.support.litellm_proxy import LITELLM, LOOPBACK_ENV, START_TIMEOUT_S
 
 TARGETS = ("direct", "gateway", "LiteLLM")
+ROUNDS = 3  # interleaved, each target once a round
 OVERHEAD_MS, RATIO = 0.5, 20.0  # issue 27: overhead <= 0.5 ms and <= 1/20 of LiteLLM's
 MISSING = "LiteLLM side by side skipped: LiteLLM is not installed (`make edge` installs it, ~750 MB)"
 
@@ -99,6 +100,14 @@ def run(
     return samples
 
 
+def section(wrk: str, log_dir: Path, duration_s: float, warmup_s: float, log_level: str) -> list[str]:
+    """bench.run's part: the report of a run, or one line saying it was skipped and why."""
+    if not litellm_installed():
+        progress(MISSING)
+        return [MISSING]
+    return report(run(wrk, log_dir, ROUNDS, duration_s, warmup_s, log_level), duration_s)
+
+
 def report(samples: list[Sample], duration_s: float) -> list[str]:
     """Every run, then the overheads per round and their medians against the target."""
     lines = [
@@ -146,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help=f"interleaved rounds (default {ROUNDS})")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run (default 10)")
     parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds per target (default 2)")
     parser.add_argument(
