@@ -16,6 +16,7 @@ from moa_gateway.api.middleware.after_response import AfterResponseMiddleware
 from moa_gateway.api.middleware.auth import AuthMiddleware
 from moa_gateway.api.middleware.error_boundary import ErrorBoundaryMiddleware
 from moa_gateway.api.middleware.guarded import guarded
+from moa_gateway.api.middleware.hot_routes import HotRoutesMiddleware
 from moa_gateway.api.middleware.request_id import RequestIdMiddleware
 from moa_gateway.api.middleware.request_metrics import ChatMetricsMiddleware
 from moa_gateway.api.middleware.tracing import TracingMiddleware
@@ -70,6 +71,10 @@ def create_app(
     # Added innermost first; the request id is outermost so every log line carries it.
     # Every POST under /v1/ is guarded (a rule, so a new route cannot be missed): admission (drain, body
     # cap, concurrency cap, cancel on hang-up), request metrics, traces and after-response work.
+    modules = (chat, responses, completions, embeddings, models, health, prometheus, playground, docs)
+    routers = [module.router for module in modules]
+    # Innermost: the hot POST routes are called directly, past FastAPI's per-request machinery.
+    app.add_middleware(HotRoutesMiddleware, routers=routers, handlers=app.exception_handlers)
     app.add_middleware(AfterResponseMiddleware, lifecycle=lifecycle, guarded=guarded)
     app.add_middleware(
         ChatGuardMiddleware,
@@ -86,6 +91,6 @@ def create_app(
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
     docs.use_component_schemas(app)
-    for module in (chat, responses, completions, embeddings, models, health, prometheus, playground, docs):
-        app.include_router(module.router)
+    for router in routers:
+        app.include_router(router)
     return app
