@@ -32,7 +32,6 @@ async def run_layer(
     listed more than once (Self-MoA) gets a sample number per slot, so its samples differ. A gate's
     samples are a layer too (`role` gate, `acting`: the client's params win)."""
     slots = [Slot(alias) for alias in layer.proposers]
-    step = Step(number, role, stream=stream, output_cap=output_cap, acting=acting)
     repeated = {alias for alias in layer.proposers if layer.proposers.count(alias) > 1}
     samples = [
         layer.proposers[:i].count(alias) if alias in repeated else None
@@ -41,8 +40,17 @@ async def run_layer(
 
     async def fill(slot: Slot, position: int) -> None:
         chain = catalogue.fallback_chain(slot.primary)
-        slot_step = replace(step, slot=position, sample=samples[position])
-        async for event in walker.walk(chain, messages, params, slot, slot_step):
+        # Made whole, not replace()d from a layer-wide Step: replace() costs twice a construction.
+        step = Step(
+            number,
+            role,
+            stream=stream,
+            slot=position,
+            sample=samples[position],
+            output_cap=output_cap,
+            acting=acting,
+        )
+        async for event in walker.walk(chain, messages, params, slot, step):
             emit(event)
 
     # A TaskGroup ties every call to this request: if the request is cancelled, so are they.
