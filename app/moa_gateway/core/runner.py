@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from moa_gateway.core.chain import ChainWalker
 from moa_gateway.core.events import Event, FinalDelta, RunFailed, RunFinished, RunStarted
@@ -88,7 +88,7 @@ class Runner:
                     async for event in phase:
                         yield event
             waited_s = panel.waited_s + time.perf_counter() - final_started
-            result = replace(assemble(plan, panel, outcome, waited_s, checked.budget), gate=gate.report)
+            result = assemble(plan, panel, outcome, waited_s, checked.budget, gate.report)
         except TimeoutError:
             for event in self._late(walker, plan):
                 yield event
