@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -21,12 +20,17 @@ Proposals = list[tuple[str, Answer]]  # (the model that answered, its answer), i
 class FinalOutcome:
     """What the final phase came to: the final call's slot and messages, or the proposal chosen."""
 
-    records: list[CallRecord] = field(default_factory=list)
+    slots: list[Slot] = field(default_factory=list)  # of every call the phase made, in order
     final: Slot | None = None
     messages: list[Message] = field(default_factory=list)  # what the final call was sent
     chosen: int | None = None  # index into the last layer's proposals
     problem: str | None = None  # why the final answer does not fit the requested schema
     rankings: RankingReport | None = None  # what the peer ranking came to (`aggregation: rank`)
+
+    @property
+    def records(self) -> list[CallRecord]:
+        """Every call the phase made, in order."""
+        return [record for slot in self.slots for record in slot.records]
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,7 @@ class Finishing:
         """The models that read the references: the chain's first."""
         return [self.catalogue.models[self.chain[0]]]
 
-    async def call(
+    def call(
         self,
         messages: list[Message],
         params: dict[str, Any],
@@ -55,8 +59,11 @@ class Finishing:
         *,
         advisory: bool = False,
     ) -> AsyncGenerator[Event, None]:
-        """One walk of the chain into a new slot, its records added to `outcome`. An advisory call (a
-        selection, a round that prepares the final call) neither streams nor counts as the answer."""
+        """One walk of the chain into a new slot, kept in `outcome`. An advisory call (a selection, a
+        round that prepares the final call) neither streams nor counts as the answer. The walk's own
+        generator: every event of the answer (each streamed token) passes one generator fewer than
+        through one re-yielding it; `outcome` is set as the walk starts, as nothing reads it before
+        the walk ends (a walk that raises ends the run)."""
         step = Step(
             self.plan.final_layer,
             self.plan.final_role,
@@ -67,12 +74,9 @@ class Finishing:
         if advisory:
             step = replace(step, final=False, stream=False)
         slot = Slot(self.chain[0])
-        events = self.walker.walk(self.chain, messages, params, slot, step)
-        async with contextlib.aclosing(events):
-            async for event in events:
-                yield event
-        outcome.records += slot.records
+        outcome.slots.append(slot)
         outcome.final, outcome.messages = slot, messages
+        return self.walker.walk(self.chain, messages, params, slot, step)
 
     def choose(self, proposals: Proposals, index: int, outcome: FinalOutcome) -> list[Event]:
         """A proposal is the answer as it is; when streaming, it goes out whole."""

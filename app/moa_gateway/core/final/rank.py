@@ -44,8 +44,7 @@ async def rank(
     slots = [Slot(review.reviewer) for review in reviews]
     async for event in _reviewed(finishing, proposals, reviews, slots):
         yield event
-    for slot in slots:
-        outcome.records += slot.records
+    outcome.slots += slots
     ballots, dropped = [], []
     for review, slot in zip(reviews, slots, strict=True):
         if slot.answer is None:

@@ -25,7 +25,7 @@ def schema_checked(finalizer: Finalizer) -> Finalizer:
             messages = _corrected(outcome.messages, final.answer, problem)
             async for event in finishing.call(messages, finishing.run.params, retry):
                 yield event
-            outcome.records += retry.records
+            outcome.slots += retry.slots
             if retry.final is not None and retry.final.answer is not None:
                 outcome.final = retry.final
                 problem = await _problem(finishing.run, retry.final.answer)
