@@ -17,7 +17,7 @@ from moa_gateway.core.advice import text_only
 from moa_gateway.core.events import CallDelta, CallFinished, CallStarted, Event, FinalDelta
 from moa_gateway.core.failures import Failure, FailureKind
 from moa_gateway.core.fitting import overflow
-from moa_gateway.core.plan import Catalogue, ModelEntry
+from moa_gateway.core.plan import Catalogue
 from moa_gateway.core.ports import ChatBackend, RunContext
 from moa_gateway.core.types import Answer, CallRecord, CallSpec, CallStatus, Message, Role
 
@@ -64,7 +64,10 @@ class ChainWalker:
     async def walk(
         self, chain: list[str], messages: list[Message], params: dict[str, Any], slot: Slot, step: Step
     ) -> AsyncGenerator[Event, None]:
-        """Each model of `chain` in turn until one answers; `slot` keeps every record and the answer."""
+        """Each model of `chain` in turn until one answers; `slot` keeps every record and the answer.
+        A call's deltas come out as events, then its record; a failure after part of a final answer
+        went out is raised: no switching models mid-answer. The upstream's pieces are read here, not in
+        a generator of their own: each delta and record would pass one more generator."""
         for index, alias in enumerate(chain):
             # Told before admission: between admitting (which may take a half-open breaker's one trial)
             # and the call that gives the trial back, nothing may wait on the consumer.
@@ -72,103 +75,79 @@ class ChainWalker:
                 step.layer, step.role, alias, self.since_start(), step.slot
             )
             yield call
-            entry = self._catalogue.models[alias]
-            call_params = self._params(alias, params, step)
-            skipped = self._skipped(
-                step, entry, messages, call_params, step.final and index == len(chain) - 1
-            )
-            if skipped is not None:
-                slot.records.append(skipped)
-                yield self.finished(skipped, step.slot)
+            spec = self._spec(chain, index, messages, params, slot, step)
+            if spec is None:  # not made: its record is the slot's last
+                yield self.finished(slot.records[-1], step.slot)
                 continue
-            call_messages = text_only(messages) if entry.text_only else messages
-            spec = CallSpec(step.layer, step.role, alias, call_messages, call_params)
-            attempt = self._attempt(spec, step, slot, fallback_for=chain[0] if index else None)
-            async with contextlib.aclosing(attempt):
-                async for event in attempt:
-                    yield event
-            if slot.answer is not None:
-                return
+            started, sent, answer = time.perf_counter(), False, None
+            try:
+                async with contextlib.aclosing(
+                    self._backend.call(spec, self._context, stream=step.stream)
+                ) as it:
+                    while True:
+                        if step.deadline is None:
+                            piece = await anext(it, None)
+                        else:  # the deadline covers each wait for the upstream, not our consumer's
+                            async with asyncio.timeout_at(step.deadline):
+                                piece = await anext(it, None)
+                        if piece is None:
+                            break
+                        if isinstance(piece, Answer):
+                            answer = piece
+                        elif step.final:
+                            sent = True
+                            yield FinalDelta(piece)
+                        else:
+                            yield CallDelta(step.layer, step.role, alias, piece, step.slot)
+                record = _answered(step, alias, started, answer, fallback_for=chain[0] if index else None)
+            except Failure as exc:
+                record = _record(step, alias, "error", started, error=exc.message, failure=exc.kind)
+                slot.records.append(record)
+                slot.last_failure = exc
+                yield self.finished(record, step.slot)
+                if sent:
+                    raise
+                continue
+            except asyncio.CancelledError:
+                cancelled = f"model {alias}: cancelled"
+                slot.records.append(
+                    _record(step, alias, "cancelled", started, error=cancelled, failure=FailureKind.CANCELLED)
+                )
+                raise
+            slot.records.append(record)
+            slot.answer, slot.answered_by = answer, alias
+            yield self.finished(record, step.slot)
+            return
 
-    def _skipped(
+    def _spec(
         self,
-        step: Step,
-        entry: ModelEntry,
+        chain: list[str],
+        index: int,
         messages: list[Message],
         params: dict[str, Any],
-        last_resort: bool,
-    ) -> CallRecord | None:
-        """The record of a call not made: the input is known not to fit (no upstream 400 needed to find
-        out), or the model's circuit is open. The final call's last option is made even so, as no answer
-        at all is worse than a call to a model that may have recovered."""
-        too_long = overflow(entry, messages, params)
+        slot: Slot,
+        step: Step,
+    ) -> CallSpec | None:
+        """The call to make for `chain[index]`, or None when it is not made (its record put in `slot`):
+        the input is known not to fit (no upstream 400 needed to find out), or the model's circuit is
+        open. The final call's last option is made even so, as no answer at all is worse than a call to
+        a model that may have recovered."""
+        alias = chain[index]
+        entry = self._catalogue.models[alias]
+        call_params = self._params(alias, params, step)
+        too_long = overflow(entry, messages, call_params)
         if too_long is not None:
             failure, error = FailureKind.CONTEXT_OVERFLOW, too_long
-        elif not self._backend.admit(entry.alias) and not last_resort:
+        elif not self._backend.admit(alias) and not (step.final and index == len(chain) - 1):
             failure = FailureKind.CIRCUIT_OPEN
-            error = f"model {entry.alias}: skipped while its circuit breaker is open"
+            error = f"model {alias}: skipped while its circuit breaker is open"
         else:
-            return None
-        return CallRecord(step.layer, step.role, entry.alias, "skipped", 0.0, error=error, failure=failure)
-
-    async def _attempt(
-        self, spec: CallSpec, step: Step, slot: Slot, fallback_for: str | None
-    ) -> AsyncGenerator[Event, None]:
-        """One upstream call: its deltas as events, then its record in `slot` (and its answer, if any).
-        A failure after part of a final answer went out is raised: no switching models mid-answer."""
-        alias, started = spec.model, time.perf_counter()
-        answer: Answer | None = None
-        sent = False
-        try:
-            async with contextlib.aclosing(self._backend.call(spec, self._context, stream=step.stream)) as it:
-                while True:
-                    if step.deadline is None:
-                        piece = await anext(it, None)
-                    else:  # the deadline covers each wait for the upstream, not our consumer's
-                        async with asyncio.timeout_at(step.deadline):
-                            piece = await anext(it, None)
-                    if piece is None:
-                        break
-                    if isinstance(piece, Answer):
-                        answer = piece
-                    elif step.final:
-                        sent = True
-                        yield FinalDelta(piece)
-                    else:
-                        yield CallDelta(step.layer, step.role, alias, piece, step.slot)
-            if answer is None:
-                raise Failure(
-                    FailureKind.BAD_RESPONSE, f"model {alias}: the call ended without an answer", model=alias
-                )
-        except Failure as exc:
-            record = _record(step, alias, "error", started, error=exc.message, failure=exc.kind)
-            slot.records.append(record)
-            slot.last_failure = exc
-            yield self.finished(record, step.slot)
-            if sent:
-                raise
-            return
-        except asyncio.CancelledError:
-            cancelled = f"model {alias}: cancelled"
-            slot.records.append(
-                _record(step, alias, "cancelled", started, error=cancelled, failure=FailureKind.CANCELLED)
-            )
-            raise
-        record = _record(
-            step,
-            alias,
-            "ok",
-            started,
-            usage=answer.usage,
-            cost_usd=answer.cost_usd,
-            ttft_s=answer.ttft_s,
-            text=answer.text,
-            fallback_for=fallback_for,
-            tool_calls=len(answer.tool_calls or ()),
+            call_messages = text_only(messages) if entry.text_only else messages
+            return CallSpec(step.layer, step.role, alias, call_messages, call_params)
+        slot.records.append(
+            CallRecord(step.layer, step.role, alias, "skipped", 0.0, error=error, failure=failure)
         )
-        slot.records.append(record)
-        slot.answer, slot.answered_by = answer, alias
-        yield self.finished(record, step.slot)
+        return None
 
     def _params(self, alias: str, request: dict[str, Any], step: Step) -> dict[str, Any]:
         """Merge the model's configured params with the request's.
@@ -226,3 +205,25 @@ class ChainWalker:
 def _record(step: Step, alias: str, status: CallStatus, started: float, **details: Any) -> CallRecord:
     """What a call made at `started` (perf_counter) did."""
     return CallRecord(step.layer, step.role, alias, status, time.perf_counter() - started, **details)
+
+
+def _answered(
+    step: Step, alias: str, started: float, answer: Answer | None, fallback_for: str | None
+) -> CallRecord:
+    """The record of a call that ended; raises a `bad_response` Failure if it gave no answer."""
+    if answer is None:
+        raise Failure(
+            FailureKind.BAD_RESPONSE, f"model {alias}: the call ended without an answer", model=alias
+        )
+    return _record(
+        step,
+        alias,
+        "ok",
+        started,
+        usage=answer.usage,
+        cost_usd=answer.cost_usd,
+        ttft_s=answer.ttft_s,
+        text=answer.text,
+        fallback_for=fallback_for,
+        tool_calls=len(answer.tool_calls or ()),
+    )
