@@ -16,12 +16,12 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass, replace
 
 from moa_gateway.core.caller import Caller
-from moa_gateway.core.events import AgreementMeasured, Event
+from moa_gateway.core.events import Event
 from moa_gateway.core.panel_store import KeptPanel, PanelStore
 from moa_gateway.core.plan import Catalogue, Plan
-from moa_gateway.core.policies import ESCALATED, agreement_of
+from moa_gateway.core.policies import ESCALATED
 from moa_gateway.core.preflight import Preflight
-from moa_gateway.core.proposing import Panel, Proposing, propose
+from moa_gateway.core.proposing import Panel, Proposing, measured, propose
 from moa_gateway.core.types import RunInput
 
 _TURN_ROLES = frozenset({"assistant", "tool", "function"})  # what may follow the user message in a turn
@@ -70,25 +70,32 @@ def user_turn(
     return Turn(key, replace(run, proposer_messages=asked))
 
 
-async def proposed(
+def proposed(
     setup: Proposing, plan: Plan, run: RunInput, panel: Panel, turn: Turn | None, store: PanelStore
 ) -> AsyncGenerator[Event, None]:
     """The proposer phase, then how far the proposals agree (`panel.agreement`, and an event). On every
-    call without a turn; else the turn's kept panel if there is one (no call made, `panel.reused` set),
-    or the proposers asked about the turn and their panel kept. One generator deep: each proposer event
-    passes through here once (a layer of re-yielding costs about a microsecond an event)."""
-    kept = None if turn is None else await store.get(turn.key)
+    call without a turn: then propose's own generator, so each proposer event passes one generator
+    fewer (a layer of re-yielding costs about a microsecond an event)."""
+    if turn is None:
+        return propose(setup, plan, run, panel)
+    return _turn_proposed(setup, plan, panel, turn, store)
+
+
+async def _turn_proposed(
+    setup: Proposing, plan: Plan, panel: Panel, turn: Turn, store: PanelStore
+) -> AsyncGenerator[Event, None]:
+    """The turn's kept panel if there is one (no call made, `panel.reused` set), or the proposers asked
+    about the turn and their panel kept, before their agreement goes out."""
+    kept = await store.get(turn.key)
     if kept is not None:
         panel.proposals, panel.reused, panel.layer = list(kept.proposals), True, kept.layer
         panel.early_exit = ESCALATED if kept.escalated else None
     else:
-        asked = run if turn is None else turn.run
-        async with contextlib.aclosing(propose(setup, plan, asked, panel)) as events:
+        async with contextlib.aclosing(propose(setup, plan, turn.run, panel, measure=False)) as events:
             async for event in events:
                 yield event
-        if turn is not None and panel.proposals:
+        if panel.proposals:
             escalated = panel.early_exit is not None and panel.early_exit.escalated
             await store.put(turn.key, KeptPanel(tuple(panel.proposals), escalated, panel.layer))
-    panel.agreement = agreement_of(plan.policy, panel.proposals, panel.layer)
-    if panel.agreement is not None:
-        yield AgreementMeasured(panel.agreement)
+    for event in measured(plan, panel):
+        yield event

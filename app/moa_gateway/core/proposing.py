@@ -10,11 +10,11 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 
 from moa_gateway.core.chain import ChainWalker, Slot
-from moa_gateway.core.events import Event, LayerFinished, LayerStarted
+from moa_gateway.core.events import AgreementMeasured, Event, LayerFinished, LayerStarted
 from moa_gateway.core.fitting import with_references
 from moa_gateway.core.layer import quorum_failure, run_layer
 from moa_gateway.core.plan import Catalogue, LayerPlan, Plan
-from moa_gateway.core.policies import ESCALATED, early_exit_after, proposal_may_answer
+from moa_gateway.core.policies import ESCALATED, agreement_of, early_exit_after, proposal_may_answer
 from moa_gateway.core.reports import AgreementReport, EarlyExitReport
 from moa_gateway.core.types import Answer, CallRecord, RunInput
 
@@ -47,8 +47,11 @@ class Proposing:
     output_cap: int | None
 
 
-async def propose(setup: Proposing, plan: Plan, run: RunInput, panel: Panel) -> AsyncGenerator[Event, None]:
-    """Run `panel.layers` in order, yielding their events; raises quorum Failures and TimeoutError."""
+async def propose(
+    setup: Proposing, plan: Plan, run: RunInput, panel: Panel, *, measure: bool = True
+) -> AsyncGenerator[Event, None]:
+    """Run `panel.layers` in order, yielding their events; raises quorum Failures and TimeoutError.
+    Then, with `measure`, how far the proposals agree (`panel.agreement`, and its event)."""
     policy = plan.policy
     for number, layer in enumerate(panel.layers, 1):
         yield LayerStarted(number, list(layer.proposers))
@@ -63,10 +66,18 @@ async def propose(setup: Proposing, plan: Plan, run: RunInput, panel: Panel) -> 
         )
         started = time.perf_counter()
         slots: list[Slot] = []
-        events = _layer_events(setup, number, layer, messages, run, slots)
-        async with contextlib.aclosing(events):
-            async for event in events:
+        if setup.live_deltas:
+            events = _live_layer(setup, number, layer, messages, run, slots)
+            async with contextlib.aclosing(events):
+                async for event in events:
+                    yield event
+        else:  # the layer runs in this task, its events follow at its end (even at the deadline)
+            buffered: list[Event] = []
+            late = await _buffered_layer(setup, number, layer, messages, run, slots, buffered)
+            for event in buffered:
                 yield event
+            if late is not None:
+                raise late
         panel.waited_s += time.perf_counter() - started
         for slot in slots:
             panel.records.extend(slot.records)
@@ -83,12 +94,52 @@ async def propose(setup: Proposing, plan: Plan, run: RunInput, panel: Panel) -> 
             )
             if decision is not None:
                 panel.early_exit, panel.agreed_index = decision.report, decision.answer_index
-                return
-    if policy.early_exit is not None and policy.early_exit.escalate_to and panel.layers:
-        panel.early_exit = ESCALATED
+                break
+    else:  # every layer ran: no early exit
+        if policy.early_exit is not None and policy.early_exit.escalate_to and panel.layers:
+            panel.early_exit = ESCALATED
+    if measure:
+        for event in measured(plan, panel):
+            yield event
 
 
-async def _layer_events(
+def measured(plan: Plan, panel: Panel) -> list[Event]:
+    """How far the proposals the final phase reads agree: set in `panel.agreement`, and its event
+    (none with fewer than two proposals)."""
+    panel.agreement = agreement_of(plan.policy, panel.proposals, panel.layer)
+    return [] if panel.agreement is None else [AgreementMeasured(panel.agreement)]
+
+
+async def _buffered_layer(
+    setup: Proposing,
+    number: int,
+    layer: LayerPlan,
+    messages: list[dict[str, object]],
+    run: RunInput,
+    slots: list[Slot],
+    events: list[Event],
+) -> TimeoutError | None:
+    """The layer run in this task: its slots left in `slots`, its events in `events`; the pipeline
+    deadline's TimeoutError returned, to be raised once what the layer did before it has gone out. A
+    coroutine, not a generator: its events pass one generator fewer on their way out."""
+    try:
+        async with asyncio.timeout_at(setup.deadline):
+            slots += await run_layer(
+                setup.walker,
+                setup.catalogue,
+                number,
+                layer,
+                messages,
+                run.proposer_params,
+                events.append,
+                output_cap=setup.output_cap,
+            )
+    except TimeoutError as late:
+        return late
+    return None
+
+
+async def _live_layer(
     setup: Proposing,
     number: int,
     layer: LayerPlan,
@@ -96,29 +147,8 @@ async def _layer_events(
     run: RunInput,
     slots: list[Slot],
 ) -> AsyncGenerator[Event, None]:
-    """The layer's events; its slots are left in `slots`. Without live deltas, the layer runs in this
-    task and its events follow at its end; with them, it runs in a task of its own feeding a queue."""
-    if not setup.live_deltas:
-        buffered: list[Event] = []
-        try:
-            async with asyncio.timeout_at(setup.deadline):
-                slots += await run_layer(
-                    setup.walker,
-                    setup.catalogue,
-                    number,
-                    layer,
-                    messages,
-                    run.proposer_params,
-                    buffered.append,
-                    output_cap=setup.output_cap,
-                )
-        except TimeoutError:  # what the layer did before the pipeline deadline still goes out
-            for event in buffered:
-                yield event
-            raise
-        for event in buffered:
-            yield event
-        return
+    """The layer's events as they happen (proposers' deltas live): the layer runs in a task of its own
+    feeding a queue; its slots are left in `slots`."""
     queue: asyncio.Queue[Event | None] = asyncio.Queue()
 
     async def work() -> list[Slot]:
