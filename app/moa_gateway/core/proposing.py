@@ -36,7 +36,7 @@ class Panel:
     agreement: AgreementReport | None = None  # how far they agree (two or more of them)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # per run: not frozen, a frozen init costs ~4x
 class Proposing:
     """How the layers run: the walker and catalogue, where their events go, and the pipeline deadline."""
 

@@ -33,7 +33,7 @@ class FinalOutcome:
         return [record for slot in self.slots for record in slot.records]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # per run: not frozen, a frozen init costs ~4x
 class Finishing:
     """The final phase's setting: the run, the chain that answers (aggregator or escalation, then
     fallbacks), whether the answer streams, and the pipeline deadline."""
