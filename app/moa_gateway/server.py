@@ -14,7 +14,7 @@ import asyncio
 import http
 import uuid
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import orjson
 import uvicorn
@@ -94,6 +94,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._cancel_timers()
         self._body_timer = self.loop.call_later(self.limits.body_timeout_s, self._body_timed_out)
         super().on_headers_complete()
+        if self.cycle is not None:  # the request's own cycle, running or queued behind another
+            self.cycle.transport = cast(asyncio.Transport, HeadTurnWrites(self.transport, self.loop))
 
     def on_message_complete(self) -> None:
         self._cancel_timers()
@@ -166,6 +168,44 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self.transport.write(b"".join(head) + body)
         self._cancel_timers()
         self.transport.close()
+
+
+class HeadTurnWrites:
+    """The transport as one response sees it: what the response writes in the turn of the event loop
+    that writes its head goes out in one write at the end of that turn; later writes go straight
+    through. uvicorn writes a head on `http.response.start` and each body message apart: a JSON answer's
+    head and body, or a stream's head, role chunk and first token (ready together), then reach the
+    client in one segment, read at once. A 100 Continue goes out at once."""
+
+    __slots__ = ("_held", "_loop", "_through", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._held: list[bytes] = []
+        self._through = False
+
+    def write(self, data: bytes) -> None:
+        if self._through or data.startswith(b"HTTP/1.1 100 "):
+            self._transport.write(data)
+            return
+        if not self._held:
+            self._loop.call_soon(self.flush)
+        self._held.append(data)
+
+    def flush(self) -> None:
+        self._through = True
+        if self._held:
+            held, self._held = self._held, []
+            if not self._transport.is_closing():
+                self._transport.write(held[0] if len(held) == 1 else b"".join(held))
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:  # is_closing, get_extra_info...: the transport's own
+        return getattr(self._transport, name)
 
 
 def protocol_class(limits: ClientLimits) -> type[GuardedHttpToolsProtocol]:
