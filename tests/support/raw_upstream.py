@@ -6,17 +6,16 @@ its own event loop in a background thread; each answer is chosen by the requeste
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gzip
 import json
-import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
-from types import TracebackType
 from typing import Any
 
 import httpx
 import pytest
+
+from tests.support.loop_server import LoopServer, read_request_body
 
 Script = Callable[[dict[str, Any]], AsyncIterator[bytes]]
 
@@ -111,71 +110,30 @@ def well_formed(text: str = "ok") -> Script:
     return script
 
 
-class RawUpstream:
+class RawUpstream(LoopServer):
     """`with RawUpstream(scripts) as upstream:` answers a request for model M with `scripts[M]` (else a
     well-formed answer) on `upstream.url`; `seen` lists the models asked for, in order."""
 
     def __init__(self, scripts: dict[str, Script] | None = None) -> None:
+        super().__init__()
         self.scripts = dict(scripts or {})
         self.next_answer: Script | None = None  # when set, every request gets this answer
         self.seen: list[str] = []
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._handlers: set[asyncio.Task[None]] = set()
-        self.url = ""
 
-    def __enter__(self) -> RawUpstream:
-        self._thread.start()
-        start = asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self._server = asyncio.run_coroutine_threadsafe(start, self._loop).result(5)
-        self.url = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
-        return self
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(5)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-        self._loop.close()
-
-    async def _shutdown(self) -> None:
-        self._server.close()
-        for task in list(self._handlers):
-            task.cancel()
-        await asyncio.gather(*self._handlers, return_exceptions=True)
-        await self._server.wait_closed()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._handlers.add(task)
-        try:
-            request = await _read_request(reader)
-            model = str(request.get("model", ""))
-            self.seen.append(model)
-            script = self.next_answer or self.scripts.get(model) or well_formed(f"answer of {model}")
-            async for piece in script(request):
-                writer.write(piece)
-                await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass  # the gateway hung up: as a real server, stop
-        finally:
-            self._handlers.discard(task)
-            writer.close()
-            with contextlib.suppress(ConnectionError, asyncio.CancelledError):
-                await writer.wait_closed()
-
-
-async def _read_request(reader: asyncio.StreamReader) -> dict[str, Any]:
-    head_bytes = await reader.readuntil(b"\r\n\r\n")
-    length = 0
-    for line in head_bytes.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value)
-    payload = json.loads(await reader.readexactly(length)) if length else {}
-    return payload if isinstance(payload, dict) else {}
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        body = await read_request_body(reader)
+        payload = json.loads(body) if body else {}
+        request = payload if isinstance(payload, dict) else {}
+        model = str(request.get("model", ""))
+        self.seen.append(model)
+        script = self.next_answer or self.scripts.get(model) or well_formed(f"answer of {model}")
+        async for piece in script(request):
+            writer.write(piece)
+            await writer.drain()
 
 
 def post_within(url: str, body: dict[str, Any], seconds: float = 10.0) -> httpx.Response:
