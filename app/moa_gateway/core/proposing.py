@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 
 from moa_gateway.core.chain import ChainWalker, Slot
@@ -123,20 +123,35 @@ async def _buffered_layer(
     deadline's TimeoutError returned, to be raised once what the layer did before it has gone out. A
     coroutine, not a generator: its events pass one generator fewer on their way out."""
     try:
-        async with asyncio.timeout_at(setup.deadline):
-            slots += await run_layer(
-                setup.walker,
-                setup.catalogue,
-                number,
-                layer,
-                messages,
-                run.proposer_params,
-                events.append,
-                output_cap=setup.output_cap,
-            )
+        slots += await _layer_slots(setup, number, layer, messages, run, events.append, stream=False)
     except TimeoutError as late:
         return late
     return None
+
+
+async def _layer_slots(
+    setup: Proposing,
+    number: int,
+    layer: LayerPlan,
+    messages: list[dict[str, object]],
+    run: RunInput,
+    emit: Callable[[Event], None],
+    *,
+    stream: bool,
+) -> list[Slot]:
+    """The layer's slots, within the pipeline deadline, its events handed to `emit` as they happen."""
+    async with asyncio.timeout_at(setup.deadline):
+        return await run_layer(
+            setup.walker,
+            setup.catalogue,
+            number,
+            layer,
+            messages,
+            run.proposer_params,
+            emit,
+            stream=stream,
+            output_cap=setup.output_cap,
+        )
 
 
 async def _live_layer(
@@ -153,18 +168,7 @@ async def _live_layer(
 
     async def work() -> list[Slot]:
         try:
-            async with asyncio.timeout_at(setup.deadline):
-                return await run_layer(
-                    setup.walker,
-                    setup.catalogue,
-                    number,
-                    layer,
-                    messages,
-                    run.proposer_params,
-                    queue.put_nowait,
-                    stream=True,
-                    output_cap=setup.output_cap,
-                )
+            return await _layer_slots(setup, number, layer, messages, run, queue.put_nowait, stream=True)
         finally:
             queue.put_nowait(None)
 
